@@ -1,0 +1,990 @@
+//! The one builder both codecs share: events → model, model → events.
+//!
+//! Decoding is a recursive descent over [`Event`]s that accepts children in
+//! any order (deployed stacks do not keep DTD order, `QUIRKS.md`) and skips
+//! elements DM does not use. Encoding emits DTD order.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+
+use crate::codes::{AlertCode, StatusCode};
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::event::{Event, EventReader, EventWriter};
+use crate::model::{
+    Alert, Chal, Command, Container, Cred, Data, Exec, Item, ItemCommand, Location, Meta, Results,
+    Status, SyncBody, SyncHdr, SyncMl,
+};
+use crate::tag::{Page, Tag};
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Decodes one SyncML message from an event stream.
+pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl> {
+    let mut p = Parser { reader, peeked: None };
+    loop {
+        match p.next()? {
+            Event::Start(Tag::SYNCML) => break,
+            Event::Start(t) => {
+                return Err(p.error(DecodeErrorKind::NotSyncMl(format!(
+                    "root element is <{t}>, expected <SyncML>"
+                ))))
+            }
+            Event::StartUnknown(name) => {
+                return Err(p.error(DecodeErrorKind::NotSyncMl(format!(
+                    "root element <{name}> is not <SyncML> in the SYNCML:SYNCML1.2 namespace"
+                ))))
+            }
+            Event::Text(t) if t.trim().is_empty() => continue,
+            Event::Eof => {
+                return Err(p.error(DecodeErrorKind::NotSyncMl("the document is empty".into())))
+            }
+            _ => {
+                return Err(
+                    p.error(DecodeErrorKind::NotSyncMl("content before the root element".into()))
+                )
+            }
+        }
+    }
+    let msg = p.syncml()?;
+    loop {
+        match p.next()? {
+            Event::Eof => return Ok(msg),
+            Event::Text(t) if t.trim().is_empty() => continue,
+            _ => {
+                return Err(p.error(DecodeErrorKind::NotSyncMl(
+                    "content after the end of <SyncML>".into(),
+                )))
+            }
+        }
+    }
+}
+
+struct Parser<'a, R: EventReader<'a>> {
+    reader: R,
+    peeked: Option<Event<'a>>,
+}
+
+impl<'a, R: EventReader<'a>> Parser<'a, R> {
+    fn next(&mut self) -> Result<Event<'a>> {
+        match self.peeked.take() {
+            Some(ev) => Ok(ev),
+            None => self.reader.next_event(),
+        }
+    }
+
+    fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(self.reader.offset(), kind)
+    }
+
+    /// Visits the children of the element just opened until its End. `f`
+    /// returns `false` for a child it does not handle; that child is skipped.
+    fn children<F>(&mut self, parent: &'static str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&mut Self, Tag) -> Result<bool>,
+    {
+        loop {
+            match self.next()? {
+                Event::Start(t) => {
+                    if !f(self, t)? {
+                        self.skip()?;
+                    }
+                }
+                Event::StartUnknown(_) => self.skip()?,
+                Event::End => return Ok(()),
+                // Character data between elements is insignificant here.
+                Event::Text(_) | Event::Opaque(_) => {}
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof(parent.into()))),
+            }
+        }
+    }
+
+    /// Skips the rest of the element just opened.
+    fn skip(&mut self) -> Result<()> {
+        let mut depth = 1usize;
+        while depth > 0 {
+            match self.next()? {
+                Event::Start(_) | Event::StartUnknown(_) => depth += 1,
+                Event::End => depth -= 1,
+                Event::Eof => {
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof("element".into())))
+                }
+                Event::Text(_) | Event::Opaque(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The character content of the element just opened.
+    fn text(&mut self, element: &'static str) -> Result<String> {
+        let mut out: Option<Cow<'a, str>> = None;
+        loop {
+            match self.next()? {
+                Event::Text(t) => match &mut out {
+                    None => out = Some(t),
+                    Some(o) => o.to_mut().push_str(&t),
+                },
+                Event::Opaque(b) => {
+                    let s = std::str::from_utf8(&b).map_err(|_| {
+                        self.error(DecodeErrorKind::InvalidValue {
+                            element,
+                            value: format!("{} opaque bytes", b.len()),
+                            expected: "expected UTF-8 text",
+                        })
+                    })?;
+                    out.get_or_insert_with(|| Cow::Borrowed("")).to_mut().push_str(s);
+                }
+                Event::Start(_) | Event::StartUnknown(_) => self.skip()?,
+                Event::End => return Ok(out.map(Cow::into_owned).unwrap_or_default()),
+                Event::Eof => {
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof(element.into())))
+                }
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, element: &'static str) -> Result<T> {
+        let text = self.text(element)?;
+        text.trim().parse().map_err(|_| {
+            self.error(DecodeErrorKind::InvalidValue {
+                element,
+                value: truncate(&text),
+                expected: "expected a decimal number",
+            })
+        })
+    }
+
+    fn syncml(&mut self) -> Result<SyncMl> {
+        let mut header = None;
+        let mut body = None;
+        self.children("SyncML", |p, t| {
+            match t {
+                Tag::SYNC_HDR => header = Some(p.sync_hdr()?),
+                Tag::SYNC_BODY => body = Some(p.sync_body()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        let header = header.ok_or_else(|| self.missing("SyncML", "SyncHdr"))?;
+        let body = body.ok_or_else(|| self.missing("SyncML", "SyncBody"))?;
+        Ok(SyncMl { header, body })
+    }
+
+    fn missing(&self, parent: &'static str, missing: &'static str) -> DecodeError {
+        self.error(DecodeErrorKind::Missing { parent, missing })
+    }
+
+    fn sync_hdr(&mut self) -> Result<SyncHdr> {
+        let (mut ver_dtd, mut ver_proto, mut session_id, mut msg_id) = (None, None, None, None);
+        let (mut target, mut source) = (None, None);
+        let mut hdr = SyncHdr::new("", 0, Location::default(), Location::default());
+        self.children("SyncHdr", |p, t| {
+            match t {
+                Tag::VER_DTD => ver_dtd = Some(p.text("VerDTD")?.trim().to_owned()),
+                Tag::VER_PROTO => ver_proto = Some(p.text("VerProto")?.trim().to_owned()),
+                Tag::SESSION_ID => session_id = Some(p.text("SessionID")?.trim().to_owned()),
+                Tag::MSG_ID => msg_id = Some(p.number("MsgID")?),
+                Tag::TARGET => target = Some(p.location("Target")?),
+                Tag::SOURCE => source = Some(p.location("Source")?),
+                Tag::RESP_URI => hdr.resp_uri = Some(p.text("RespURI")?.trim().to_owned()),
+                Tag::NO_RESP => {
+                    hdr.no_resp = true;
+                    p.skip()?;
+                }
+                Tag::CRED => hdr.cred = Some(p.cred()?),
+                Tag::META => hdr.meta = Some(p.meta()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        hdr.ver_dtd = ver_dtd.ok_or_else(|| self.missing("SyncHdr", "VerDTD"))?;
+        hdr.ver_proto = ver_proto.ok_or_else(|| self.missing("SyncHdr", "VerProto"))?;
+        hdr.session_id = session_id.ok_or_else(|| self.missing("SyncHdr", "SessionID"))?;
+        hdr.msg_id = msg_id.ok_or_else(|| self.missing("SyncHdr", "MsgID"))?;
+        hdr.target = target.ok_or_else(|| self.missing("SyncHdr", "Target"))?;
+        hdr.source = source.ok_or_else(|| self.missing("SyncHdr", "Source"))?;
+        Ok(hdr)
+    }
+
+    fn location(&mut self, element: &'static str) -> Result<Location> {
+        let mut loc_uri = None;
+        let mut loc = Location::default();
+        self.children(element, |p, t| {
+            match t {
+                Tag::LOC_URI => loc_uri = Some(p.text("LocURI")?.trim().to_owned()),
+                Tag::LOC_NAME => loc.loc_name = Some(p.text("LocName")?.trim().to_owned()),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        loc.loc_uri = loc_uri.ok_or_else(|| self.missing(element, "LocURI"))?;
+        Ok(loc)
+    }
+
+    /// SourceParent / TargetParent: a LocURI only.
+    fn parent_uri(&mut self, element: &'static str) -> Result<String> {
+        Ok(self.location(element)?.loc_uri)
+    }
+
+    fn cred(&mut self) -> Result<Cred> {
+        let mut cred = Cred::default();
+        self.children("Cred", |p, t| {
+            match t {
+                Tag::META => cred.meta = Some(p.meta()?),
+                Tag::DATA => cred.data = p.text("Data")?.trim().to_owned(),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(cred)
+    }
+
+    fn chal(&mut self) -> Result<Chal> {
+        let mut chal = Chal::default();
+        self.children("Chal", |p, t| {
+            if t == Tag::META {
+                chal.meta = p.meta()?;
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        Ok(chal)
+    }
+
+    fn meta(&mut self) -> Result<Meta> {
+        let mut meta = Meta::default();
+        self.meta_into(&mut meta, "Meta")?;
+        Ok(meta)
+    }
+
+    fn meta_into(&mut self, meta: &mut Meta, element: &'static str) -> Result<()> {
+        self.children(element, |p, t| {
+            match t {
+                Tag::FORMAT => meta.format = Some(normalize_format(p.text("Format")?)),
+                Tag::TYPE => meta.r#type = Some(p.text("Type")?.trim().to_owned()),
+                Tag::MARK => meta.mark = Some(p.text("Mark")?.trim().to_owned()),
+                Tag::SIZE => meta.size = Some(p.number("Size")?),
+                Tag::NEXT_NONCE => meta.next_nonce = Some(p.text("NextNonce")?.trim().to_owned()),
+                Tag::VERSION => meta.version = Some(p.text("Version")?.trim().to_owned()),
+                Tag::MAX_MSG_SIZE => meta.max_msg_size = Some(p.number("MaxMsgSize")?),
+                Tag::MAX_OBJ_SIZE => meta.max_obj_size = Some(p.number("MaxObjSize")?),
+                Tag::EMI => meta.emi.push(p.text("EMI")?),
+                Tag::FIELD_LEVEL => {
+                    meta.field_level = true;
+                    p.skip()?;
+                }
+                // Some encoders wrap the MetInf elements in <MetInf>.
+                Tag::MET_INF => p.meta_into(meta, "MetInf")?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })
+    }
+
+    fn sync_body(&mut self) -> Result<SyncBody> {
+        let mut body = SyncBody::default();
+        self.children("SyncBody", |p, t| {
+            if t == Tag::FINAL {
+                body.is_final = true;
+                p.skip()?;
+                return Ok(true);
+            }
+            match p.command(t)? {
+                Some(cmd) => body.commands.push(cmd),
+                None => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(body)
+    }
+
+    /// Decodes the command whose start tag was just read; `None` for an
+    /// element that is not a DM command (left for the caller to skip).
+    fn command(&mut self, t: Tag) -> Result<Option<Command>> {
+        Ok(Some(match t {
+            Tag::ADD => Command::Add(self.item_command("Add")?),
+            Tag::COPY => Command::Copy(self.item_command("Copy")?),
+            Tag::DELETE => Command::Delete(self.item_command("Delete")?),
+            Tag::GET => Command::Get(self.item_command("Get")?),
+            Tag::REPLACE => Command::Replace(self.item_command("Replace")?),
+            Tag::ALERT => Command::Alert(self.alert()?),
+            Tag::EXEC => Command::Exec(self.exec()?),
+            Tag::ATOMIC => Command::Atomic(self.container("Atomic")?),
+            Tag::SEQUENCE => Command::Sequence(self.container("Sequence")?),
+            Tag::STATUS => Command::Status(self.status()?),
+            Tag::RESULTS => Command::Results(self.results()?),
+            _ => return Ok(None),
+        }))
+    }
+
+    fn item_command(&mut self, element: &'static str) -> Result<ItemCommand> {
+        let mut cmd_id = None;
+        let mut c = ItemCommand::default();
+        let mut raw_items = Vec::new();
+        self.children(element, |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::NO_RESP => flag(p, &mut c.no_resp)?,
+                Tag::ARCHIVE => flag(p, &mut c.archive)?,
+                Tag::SFT_DEL => flag(p, &mut c.sft_del)?,
+                Tag::LANG => c.lang = Some(p.text("Lang")?.trim().to_owned()),
+                Tag::CRED => c.cred = Some(p.cred()?),
+                Tag::META => c.meta = Some(p.meta()?),
+                Tag::ITEM => raw_items.push(p.item()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
+        c.items = resolve_items(raw_items, c.meta.as_ref());
+        Ok(c)
+    }
+
+    fn alert(&mut self) -> Result<Alert> {
+        let mut cmd_id = None;
+        let mut a = Alert::new(AlertCode(0));
+        a.data = None;
+        let mut raw_items = Vec::new();
+        self.children("Alert", |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::NO_RESP => flag(p, &mut a.no_resp)?,
+                Tag::CRED => a.cred = Some(p.cred()?),
+                Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
+                Tag::CORRELATOR => a.correlator = Some(p.text("Correlator")?.trim().to_owned()),
+                Tag::ITEM => raw_items.push(p.item()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        a.cmd_id = cmd_id.ok_or_else(|| self.missing("Alert", "CmdID"))?;
+        a.items = resolve_items(raw_items, None);
+        Ok(a)
+    }
+
+    fn exec(&mut self) -> Result<Exec> {
+        let mut cmd_id = None;
+        let mut e = Exec::default();
+        let mut raw_items = Vec::new();
+        self.children("Exec", |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::NO_RESP => flag(p, &mut e.no_resp)?,
+                Tag::CRED => e.cred = Some(p.cred()?),
+                Tag::META => e.meta = Some(p.meta()?),
+                Tag::CORRELATOR => e.correlator = Some(p.text("Correlator")?.trim().to_owned()),
+                Tag::ITEM => raw_items.push(p.item()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        e.cmd_id = cmd_id.ok_or_else(|| self.missing("Exec", "CmdID"))?;
+        e.items = resolve_items(raw_items, e.meta.as_ref());
+        Ok(e)
+    }
+
+    fn container(&mut self, element: &'static str) -> Result<Container> {
+        let mut cmd_id = None;
+        let mut c = Container::default();
+        self.children(element, |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::NO_RESP => flag(p, &mut c.no_resp)?,
+                Tag::META => c.meta = Some(p.meta()?),
+                _ => match p.command(t)? {
+                    Some(cmd) => c.commands.push(cmd),
+                    None => return Ok(false),
+                },
+            }
+            Ok(true)
+        })?;
+        c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
+        Ok(c)
+    }
+
+    fn status(&mut self) -> Result<Status> {
+        let (mut cmd_id, mut cmd, mut data) = (None, None, None);
+        let mut s = Status {
+            cmd_id: 0,
+            msg_ref: None,
+            cmd_ref: 0,
+            cmd: String::new(),
+            target_refs: Vec::new(),
+            source_refs: Vec::new(),
+            cred: None,
+            chal: None,
+            data: StatusCode(0),
+            items: Vec::new(),
+        };
+        let mut raw_items = Vec::new();
+        self.children("Status", |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::MSG_REF => s.msg_ref = Some(p.number("MsgRef")?),
+                Tag::CMD_REF => s.cmd_ref = p.number("CmdRef")?,
+                Tag::CMD => cmd = Some(p.text("Cmd")?.trim().to_owned()),
+                Tag::TARGET_REF => s.target_refs.push(p.text("TargetRef")?.trim().to_owned()),
+                Tag::SOURCE_REF => s.source_refs.push(p.text("SourceRef")?.trim().to_owned()),
+                Tag::CRED => s.cred = Some(p.cred()?),
+                Tag::CHAL => s.chal = Some(p.chal()?),
+                Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
+                Tag::ITEM => raw_items.push(p.item()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        s.cmd_id = cmd_id.ok_or_else(|| self.missing("Status", "CmdID"))?;
+        s.cmd = cmd.ok_or_else(|| self.missing("Status", "Cmd"))?;
+        s.data = data.ok_or_else(|| self.missing("Status", "Data"))?;
+        s.items = resolve_items(raw_items, None);
+        Ok(s)
+    }
+
+    fn results(&mut self) -> Result<Results> {
+        let (mut cmd_id, mut cmd_ref) = (None, None);
+        let mut r = Results::default();
+        let mut raw_items = Vec::new();
+        self.children("Results", |p, t| {
+            match t {
+                Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
+                Tag::MSG_REF => r.msg_ref = Some(p.number("MsgRef")?),
+                Tag::CMD_REF => cmd_ref = Some(p.number("CmdRef")?),
+                Tag::META => r.meta = Some(p.meta()?),
+                Tag::TARGET_REF => r.target_ref = Some(p.text("TargetRef")?.trim().to_owned()),
+                Tag::SOURCE_REF => r.source_ref = Some(p.text("SourceRef")?.trim().to_owned()),
+                Tag::ITEM => raw_items.push(p.item()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        r.cmd_id = cmd_id.ok_or_else(|| self.missing("Results", "CmdID"))?;
+        r.cmd_ref = cmd_ref.ok_or_else(|| self.missing("Results", "CmdRef"))?;
+        r.items = resolve_items(raw_items, r.meta.as_ref());
+        Ok(r)
+    }
+
+    fn item(&mut self) -> Result<RawItem> {
+        let mut item = Item::default();
+        let mut data = None;
+        self.children("Item", |p, t| {
+            match t {
+                Tag::TARGET => item.target = Some(p.location("Target")?),
+                Tag::SOURCE => item.source = Some(p.location("Source")?),
+                Tag::SOURCE_PARENT => item.source_parent = Some(p.parent_uri("SourceParent")?),
+                Tag::TARGET_PARENT => item.target_parent = Some(p.parent_uri("TargetParent")?),
+                Tag::META => item.meta = Some(p.meta()?),
+                Tag::DATA => data = Some(p.raw_data()?),
+                Tag::MORE_DATA => flag(p, &mut item.more_data)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(RawItem { item, data })
+    }
+
+    /// The content of `<Data>` as received; what it means depends on the
+    /// Meta Format, which may come after it, so it is resolved later.
+    fn raw_data(&mut self) -> Result<RawData> {
+        let mut raw = RawData::default();
+        loop {
+            match self.next()? {
+                Event::Text(t) => match &mut raw.markup {
+                    Some(m) => {
+                        if !t.trim().is_empty() {
+                            escape_into(m, &t);
+                        }
+                    }
+                    None => raw.text.push_str(&t),
+                },
+                Event::Opaque(b) => match &mut raw.markup {
+                    Some(m) => opaque_into_markup(m, &b),
+                    None => {
+                        raw.opaque = true;
+                        raw.bytes.extend_from_slice(&b);
+                    }
+                },
+                ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
+                    let m = raw.markup.get_or_insert_with(|| {
+                        let mut m = String::new();
+                        if !raw.text.trim().is_empty() {
+                            escape_into(&mut m, &raw.text);
+                        }
+                        m
+                    });
+                    self.capture(ev, m, Some(Page::SyncMl))?;
+                }
+                Event::End => return Ok(raw),
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("Data".into()))),
+            }
+        }
+    }
+
+    /// Writes the element just opened (and its subtree) as canonical XML.
+    fn capture(&mut self, start: Event<'a>, out: &mut String, parent: Option<Page>) -> Result<()> {
+        let page = match &start {
+            Event::Start(t) => {
+                out.push('<');
+                out.push_str(t.name());
+                if parent != Some(t.page) {
+                    out.push_str(" xmlns=\"");
+                    out.push_str(t.page.namespace());
+                    out.push('"');
+                }
+                Some(t.page)
+            }
+            Event::StartUnknown(n) => {
+                out.push('<');
+                out.push_str(n);
+                parent
+            }
+            _ => return Ok(()),
+        };
+        let mut has_content = false;
+        // Whitespace-only text is indentation when the element has child
+        // elements, and the value itself when it is all the element holds.
+        let mut pending_ws: Option<Cow<'a, str>> = None;
+        loop {
+            match self.next()? {
+                Event::End => break,
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("Data".into()))),
+                Event::Text(t) if t.trim().is_empty() => {
+                    if !has_content {
+                        pending_ws = Some(t);
+                    }
+                }
+                Event::Text(t) => {
+                    open_content(out, &mut has_content);
+                    if let Some(ws) = pending_ws.take() {
+                        escape_into(out, &ws);
+                    }
+                    escape_into(out, &t);
+                }
+                Event::Opaque(b) => {
+                    open_content(out, &mut has_content);
+                    if let Some(ws) = pending_ws.take() {
+                        escape_into(out, &ws);
+                    }
+                    opaque_into_markup(out, &b);
+                }
+                ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
+                    pending_ws = None;
+                    open_content(out, &mut has_content);
+                    self.capture(ev, out, page)?;
+                }
+            }
+        }
+        if let (false, Some(ws)) = (has_content, pending_ws) {
+            open_content(out, &mut has_content);
+            escape_into(out, &ws);
+        }
+        if has_content {
+            out.push_str("</");
+            match &start {
+                Event::Start(t) => out.push_str(t.name()),
+                Event::StartUnknown(n) => out.push_str(n),
+                _ => {}
+            }
+            out.push('>');
+        } else {
+            out.push_str("/>");
+        }
+        Ok(())
+    }
+}
+
+fn open_content(out: &mut String, has_content: &mut bool) {
+    if !*has_content {
+        out.push('>');
+        *has_content = true;
+    }
+}
+
+fn flag<'a, R: EventReader<'a>>(p: &mut Parser<'a, R>, f: &mut bool) -> Result<()> {
+    *f = true;
+    p.skip()
+}
+
+/// Opaque bytes inside nested markup: text when UTF-8, base64 otherwise.
+fn opaque_into_markup(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => escape_into(out, s),
+        Err(_) => out.push_str(&B64.encode(bytes)),
+    }
+}
+
+pub(crate) fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Lower-cases the standard format names (`Chr` → `chr`, `QUIRKS.md`).
+fn normalize_format(f: String) -> String {
+    const KNOWN: [&str; 11] =
+        ["b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float"];
+    let t = f.trim();
+    match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(t)) {
+        Some(k) => (*k).to_owned(),
+        None => t.to_owned(),
+    }
+}
+
+#[derive(Default)]
+struct RawData {
+    text: String,
+    bytes: Vec<u8>,
+    opaque: bool,
+    markup: Option<String>,
+}
+
+struct RawItem {
+    item: Item,
+    data: Option<RawData>,
+}
+
+fn resolve_items(raw: Vec<RawItem>, cmd_meta: Option<&Meta>) -> Vec<Item> {
+    raw.into_iter()
+        .map(|RawItem { mut item, data }| {
+            let format = effective_format(&item, cmd_meta);
+            item.data = data.map(|d| resolve_data(d, format));
+            item
+        })
+        .collect()
+}
+
+fn effective_format<'m>(item: &'m Item, cmd_meta: Option<&'m Meta>) -> Option<&'m str> {
+    item.meta
+        .as_ref()
+        .and_then(|m| m.format.as_deref())
+        .or_else(|| cmd_meta.and_then(|m| m.format.as_deref()))
+}
+
+/// Turns received Data into its model value. Format `b64`/`bin` text is
+/// base64 (as XML must carry binary); OPAQUE is raw bytes, except that under
+/// Format `b64` it may hold base64 text (`QUIRKS.md`: some encoders put all
+/// Data in OPAQUE) and under a text format it is text when it is UTF-8.
+fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
+    if let Some(m) = raw.markup {
+        return Data::Xml(m);
+    }
+    let binary = matches!(format, Some("b64" | "bin"));
+    if raw.opaque {
+        let mut bytes = raw.text.into_bytes();
+        bytes.extend_from_slice(&raw.bytes);
+        if format == Some("b64") {
+            if let Some(decoded) = decode_b64(&bytes) {
+                return Data::Binary(decoded);
+            }
+        }
+        if binary {
+            return Data::Binary(bytes);
+        }
+        return match String::from_utf8(bytes) {
+            Ok(s) => Data::Text(strip_nul(s)),
+            Err(e) => Data::Binary(e.into_bytes()),
+        };
+    }
+    if binary {
+        if let Some(decoded) = decode_b64(raw.text.as_bytes()) {
+            return Data::Binary(decoded);
+        }
+    }
+    Data::Text(strip_nul(raw.text))
+}
+
+fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
+    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    B64.decode(compact).ok()
+}
+
+/// A trailing NUL after an interior node's child list (`QUIRKS.md`).
+fn strip_nul(mut s: String) -> String {
+    while s.ends_with('\0') {
+        s.pop();
+    }
+    s
+}
+
+/// Encodes a message as events, in DTD order.
+pub(crate) fn encode_message<W: EventWriter + ?Sized>(msg: &SyncMl, w: &mut W) {
+    w.start(Tag::SYNCML);
+    let h = &msg.header;
+    w.start(Tag::SYNC_HDR);
+    text_el(w, Tag::VER_DTD, &h.ver_dtd);
+    text_el(w, Tag::VER_PROTO, &h.ver_proto);
+    text_el(w, Tag::SESSION_ID, &h.session_id);
+    text_el(w, Tag::MSG_ID, &h.msg_id.to_string());
+    location(w, Tag::TARGET, &h.target);
+    location(w, Tag::SOURCE, &h.source);
+    if let Some(r) = &h.resp_uri {
+        text_el(w, Tag::RESP_URI, r);
+    }
+    flag_el(w, Tag::NO_RESP, h.no_resp);
+    if let Some(c) = &h.cred {
+        cred(w, c);
+    }
+    if let Some(m) = &h.meta {
+        meta(w, m);
+    }
+    w.end();
+    w.start(Tag::SYNC_BODY);
+    for c in &msg.body.commands {
+        command(w, c);
+    }
+    flag_el(w, Tag::FINAL, msg.body.is_final);
+    w.end();
+    w.end();
+}
+
+fn text_el<W: EventWriter + ?Sized>(w: &mut W, tag: Tag, text: &str) {
+    if text.is_empty() {
+        w.empty(tag);
+    } else {
+        w.start(tag);
+        w.text(text);
+        w.end();
+    }
+}
+
+fn flag_el<W: EventWriter + ?Sized>(w: &mut W, tag: Tag, set: bool) {
+    if set {
+        w.empty(tag);
+    }
+}
+
+fn location<W: EventWriter + ?Sized>(w: &mut W, tag: Tag, loc: &Location) {
+    w.start(tag);
+    text_el(w, Tag::LOC_URI, &loc.loc_uri);
+    if let Some(n) = &loc.loc_name {
+        text_el(w, Tag::LOC_NAME, n);
+    }
+    w.end();
+}
+
+fn cred<W: EventWriter + ?Sized>(w: &mut W, c: &Cred) {
+    w.start(Tag::CRED);
+    if let Some(m) = &c.meta {
+        meta(w, m);
+    }
+    text_el(w, Tag::DATA, &c.data);
+    w.end();
+}
+
+fn meta<W: EventWriter + ?Sized>(w: &mut W, m: &Meta) {
+    if m.is_empty() {
+        w.empty(Tag::META);
+        return;
+    }
+    w.start(Tag::META);
+    if let Some(v) = &m.format {
+        text_el(w, Tag::FORMAT, v);
+    }
+    if let Some(v) = &m.r#type {
+        text_el(w, Tag::TYPE, v);
+    }
+    if let Some(v) = &m.mark {
+        text_el(w, Tag::MARK, v);
+    }
+    if let Some(v) = m.size {
+        text_el(w, Tag::SIZE, &v.to_string());
+    }
+    if let Some(v) = &m.next_nonce {
+        text_el(w, Tag::NEXT_NONCE, v);
+    }
+    if let Some(v) = &m.version {
+        text_el(w, Tag::VERSION, v);
+    }
+    if let Some(v) = m.max_msg_size {
+        text_el(w, Tag::MAX_MSG_SIZE, &v.to_string());
+    }
+    if let Some(v) = m.max_obj_size {
+        text_el(w, Tag::MAX_OBJ_SIZE, &v.to_string());
+    }
+    for e in &m.emi {
+        text_el(w, Tag::EMI, e);
+    }
+    flag_el(w, Tag::FIELD_LEVEL, m.field_level);
+    w.end();
+}
+
+fn cmd_id<W: EventWriter + ?Sized>(w: &mut W, id: u32) {
+    text_el(w, Tag::CMD_ID, &id.to_string());
+}
+
+fn command<W: EventWriter + ?Sized>(w: &mut W, c: &Command) {
+    match c {
+        Command::Add(c) => item_command(w, Tag::ADD, c),
+        Command::Copy(c) => item_command(w, Tag::COPY, c),
+        Command::Delete(c) => item_command(w, Tag::DELETE, c),
+        Command::Get(c) => item_command(w, Tag::GET, c),
+        Command::Replace(c) => item_command(w, Tag::REPLACE, c),
+        Command::Alert(a) => {
+            w.start(Tag::ALERT);
+            cmd_id(w, a.cmd_id);
+            flag_el(w, Tag::NO_RESP, a.no_resp);
+            if let Some(c) = &a.cred {
+                cred(w, c);
+            }
+            if let Some(d) = a.data {
+                text_el(w, Tag::DATA, &d.0.to_string());
+            }
+            if let Some(c) = &a.correlator {
+                text_el(w, Tag::CORRELATOR, c);
+            }
+            items(w, &a.items, None);
+            w.end();
+        }
+        Command::Exec(e) => {
+            w.start(Tag::EXEC);
+            cmd_id(w, e.cmd_id);
+            flag_el(w, Tag::NO_RESP, e.no_resp);
+            if let Some(c) = &e.cred {
+                cred(w, c);
+            }
+            if let Some(m) = &e.meta {
+                meta(w, m);
+            }
+            if let Some(c) = &e.correlator {
+                text_el(w, Tag::CORRELATOR, c);
+            }
+            items(w, &e.items, e.meta.as_ref());
+            w.end();
+        }
+        Command::Atomic(c) => container(w, Tag::ATOMIC, c),
+        Command::Sequence(c) => container(w, Tag::SEQUENCE, c),
+        Command::Status(s) => {
+            w.start(Tag::STATUS);
+            cmd_id(w, s.cmd_id);
+            if let Some(m) = s.msg_ref {
+                text_el(w, Tag::MSG_REF, &m.to_string());
+            }
+            text_el(w, Tag::CMD_REF, &s.cmd_ref.to_string());
+            text_el(w, Tag::CMD, &s.cmd);
+            for r in &s.target_refs {
+                text_el(w, Tag::TARGET_REF, r);
+            }
+            for r in &s.source_refs {
+                text_el(w, Tag::SOURCE_REF, r);
+            }
+            if let Some(c) = &s.cred {
+                cred(w, c);
+            }
+            if let Some(c) = &s.chal {
+                w.start(Tag::CHAL);
+                meta(w, &c.meta);
+                w.end();
+            }
+            text_el(w, Tag::DATA, &s.data.0.to_string());
+            items(w, &s.items, None);
+            w.end();
+        }
+        Command::Results(r) => {
+            w.start(Tag::RESULTS);
+            cmd_id(w, r.cmd_id);
+            if let Some(m) = r.msg_ref {
+                text_el(w, Tag::MSG_REF, &m.to_string());
+            }
+            text_el(w, Tag::CMD_REF, &r.cmd_ref.to_string());
+            if let Some(m) = &r.meta {
+                meta(w, m);
+            }
+            if let Some(t) = &r.target_ref {
+                text_el(w, Tag::TARGET_REF, t);
+            }
+            if let Some(s) = &r.source_ref {
+                text_el(w, Tag::SOURCE_REF, s);
+            }
+            items(w, &r.items, r.meta.as_ref());
+            w.end();
+        }
+    }
+}
+
+fn item_command<W: EventWriter + ?Sized>(w: &mut W, tag: Tag, c: &ItemCommand) {
+    w.start(tag);
+    cmd_id(w, c.cmd_id);
+    flag_el(w, Tag::NO_RESP, c.no_resp);
+    flag_el(w, Tag::ARCHIVE, c.archive);
+    flag_el(w, Tag::SFT_DEL, c.sft_del);
+    if let Some(l) = &c.lang {
+        text_el(w, Tag::LANG, l);
+    }
+    if let Some(cr) = &c.cred {
+        cred(w, cr);
+    }
+    if let Some(m) = &c.meta {
+        meta(w, m);
+    }
+    items(w, &c.items, c.meta.as_ref());
+    w.end();
+}
+
+fn container<W: EventWriter + ?Sized>(w: &mut W, tag: Tag, c: &Container) {
+    w.start(tag);
+    cmd_id(w, c.cmd_id);
+    flag_el(w, Tag::NO_RESP, c.no_resp);
+    if let Some(m) = &c.meta {
+        meta(w, m);
+    }
+    for cmd in &c.commands {
+        command(w, cmd);
+    }
+    w.end();
+}
+
+fn items<W: EventWriter + ?Sized>(w: &mut W, items: &[Item], cmd_meta: Option<&Meta>) {
+    for item in items {
+        w.start(Tag::ITEM);
+        if let Some(t) = &item.target {
+            location(w, Tag::TARGET, t);
+        }
+        if let Some(s) = &item.source {
+            location(w, Tag::SOURCE, s);
+        }
+        if let Some(p) = &item.source_parent {
+            location(w, Tag::SOURCE_PARENT, &Location::uri(p.clone()));
+        }
+        if let Some(p) = &item.target_parent {
+            location(w, Tag::TARGET_PARENT, &Location::uri(p.clone()));
+        }
+        if let Some(m) = &item.meta {
+            meta(w, m);
+        }
+        if let Some(d) = &item.data {
+            data(w, d, effective_format(item, cmd_meta));
+        }
+        flag_el(w, Tag::MORE_DATA, item.more_data);
+        w.end();
+    }
+}
+
+fn data<W: EventWriter + ?Sized>(w: &mut W, d: &Data, format: Option<&str>) {
+    match d {
+        Data::Text(t) => text_el(w, Tag::DATA, t),
+        Data::Binary(b) if b.is_empty() => w.empty(Tag::DATA),
+        // Format b64 is base64 text in both encodings (WBXML.md §6).
+        Data::Binary(b) if format == Some("b64") => text_el(w, Tag::DATA, &B64.encode(b)),
+        Data::Binary(b) => {
+            w.start(Tag::DATA);
+            w.opaque(b);
+            w.end();
+        }
+        Data::Xml(x) if x.is_empty() => w.empty(Tag::DATA),
+        Data::Xml(x) => {
+            w.start(Tag::DATA);
+            w.xml_fragment(x);
+            w.end();
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! `scomo`: one binary for every role.
+
+fn main() {}
