@@ -96,7 +96,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Event::End => return Ok(()),
                 // Character data between elements is insignificant here.
                 Event::Text(_) | Event::Opaque(_) => {}
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof(parent.into()))),
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{parent}>")))),
             }
         }
     }
@@ -109,7 +109,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Event::Start(_) | Event::StartUnknown(_) => depth += 1,
                 Event::End => depth -= 1,
                 Event::Eof => {
-                    return Err(self.error(DecodeErrorKind::UnexpectedEof("element".into())))
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof("an element".into())))
                 }
                 Event::Text(_) | Event::Opaque(_) => {}
             }
@@ -139,7 +139,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Event::Start(_) | Event::StartUnknown(_) => self.skip()?,
                 Event::End => return Ok(out.map(Cow::into_owned).unwrap_or_default()),
                 Event::Eof => {
-                    return Err(self.error(DecodeErrorKind::UnexpectedEof(element.into())))
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{element}>"))))
                 }
             }
         }
@@ -516,7 +516,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                     self.capture(ev, m, Some(Page::SyncMl))?;
                 }
                 Event::End => return Ok(raw),
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("Data".into()))),
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into()))),
             }
         }
     }
@@ -548,7 +548,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         loop {
             match self.next()? {
                 Event::End => break,
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("Data".into()))),
+                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into()))),
                 Event::Text(t) if t.trim().is_empty() => {
                     if !has_content {
                         pending_ws = Some(t);

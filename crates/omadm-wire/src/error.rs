@@ -86,7 +86,7 @@ pub enum DecodeErrorKind {
     #[error("malformed WBXML: {0}")]
     Wbxml(String),
     /// The input ended in the middle of the document.
-    #[error("unexpected end of input inside <{0}>")]
+    #[error("unexpected end of input inside {0}")]
     UnexpectedEof(String),
     /// The document is well-formed but is not a SyncML message.
     #[error("not a SyncML message: {0}")]

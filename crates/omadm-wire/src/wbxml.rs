@@ -356,7 +356,9 @@ impl<'a> WbxmlReader<'a> {
                     let bytes = self.opaque(at)?;
                     return Ok(Event::Opaque(Cow::Borrowed(bytes)));
                 }
-                LITERAL | LITERAL_C | LITERAL_A | LITERAL_AC => return self.literal_element(at, token),
+                LITERAL | LITERAL_C | LITERAL_A | LITERAL_AC => {
+                    return self.literal_element(at, token)
+                }
                 EXT_I_0..=EXT_I_2 | EXT_T_0..=EXT_T_2 | EXT_0..=EXT_2 => {
                     return Err(wbxml(
                         at,
@@ -532,7 +534,10 @@ impl<'a> WbxmlReader<'a> {
         self.budget.string(len, at)?;
         let bytes = rest.get(..len).unwrap_or_default();
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            wbxml(start + e.valid_up_to(), "inline string (STR_I) is not valid UTF-8")
+            wbxml(
+                start + e.valid_up_to(),
+                "inline string (STR_I) is not valid UTF-8",
+            )
         })?;
         self.pos = start + len + 1;
         Ok(text)
@@ -913,10 +918,16 @@ mod tests {
 
     /// `<outer><inner>text</inner></outer>`
     fn nested(outer: Tag, inner: Tag, text: &str) -> Vec<Event<'_>> {
-        [vec![Event::Start(outer)], leaf(inner, text), vec![Event::End]].concat()
+        [
+            vec![Event::Start(outer)],
+            leaf(inner, text),
+            vec![Event::End],
+        ]
+        .concat()
     }
 
-    const EXAMPLE_7_1: &str = "02 A4 01 6A 00 6D 6C 71 03 31 2E 32 00 01 72 03 44 4D 2F 31 2E 32 00 01 65 03 31
+    const EXAMPLE_7_1: &str =
+        "02 A4 01 6A 00 6D 6C 71 03 31 2E 32 00 01 72 03 44 4D 2F 31 2E 32 00 01 65 03 31
         00 01 5B 03 31 00 01 6E 57 03 68 74 74 70 3A 2F 2F 73 2F 64 6D 00 01 01 67 57 03 49
         4D 45 49 3A 31 00 01 01 5A 00 01 4C 03 38 31 39 32 00 01 01 01 00 00 6B 46 4B 03 31
         00 01 4F 03 31 32 30 31 00 01 01 12 01 01";
@@ -931,7 +942,11 @@ mod tests {
             nested(Tag::TARGET, Tag::LOC_URI, "http://s/dm"),
             nested(Tag::SOURCE, Tag::LOC_URI, "IMEI:1"),
             nested(Tag::META, Tag::MAX_MSG_SIZE, "8192"),
-            vec![Event::End, Event::Start(Tag::SYNC_BODY), Event::Start(Tag::ALERT)],
+            vec![
+                Event::End,
+                Event::Start(Tag::SYNC_BODY),
+                Event::Start(Tag::ALERT),
+            ],
             leaf(Tag::CMD_ID, "1"),
             leaf(Tag::DATA, "1201"),
             vec![Event::End, Event::Start(Tag::FINAL), Event::End],
@@ -1052,8 +1067,16 @@ mod tests {
             leaf(Tag::DDF_VER_DTD, "1.2"),
             vec![Event::Start(Tag::DDF_NODE)],
             leaf(Tag::DDF_NODE_NAME, "A"),
-            vec![Event::Start(Tag::DDF_RT_PROPERTIES), Event::Start(Tag::DDF_FORMAT)],
-            vec![Event::Start(Tag::DDF_CHR), Event::End, Event::End, Event::End],
+            vec![
+                Event::Start(Tag::DDF_RT_PROPERTIES),
+                Event::Start(Tag::DDF_FORMAT),
+            ],
+            vec![
+                Event::Start(Tag::DDF_CHR),
+                Event::End,
+                Event::End,
+                Event::End,
+            ],
             leaf(Tag::DDF_VALUE, "x"),
             vec![Event::End, Event::End],
         ]
@@ -1071,12 +1094,12 @@ mod tests {
         let lazy = hex(EXAMPLE_7_1);
         // Redundant switch before the root, switch back to page 0 right after
         // MaxMsgSize, and a redundant one before SyncBody.
-        let eager = msg(&[
-            &hex("00 00 6D 6C 71 03 31 2E 32 00 01 72 03 44 4D 2F 31 2E 32 00 01 65 03 31
+        let eager = msg(&[&hex(
+            "00 00 6D 6C 71 03 31 2E 32 00 01 72 03 44 4D 2F 31 2E 32 00 01 65 03 31
                 00 01 5B 03 31 00 01 6E 57 03 68 74 74 70 3A 2F 2F 73 2F 64 6D 00 01 01 67 57 03 49
                 4D 45 49 3A 31 00 01 01 5A 00 01 4C 03 38 31 39 32 00 01 00 00 01 01 00 00 6B 46 4B
-                03 31 00 01 4F 03 31 32 30 31 00 01 01 12 01 01")[..],
-        ]
+                03 31 00 01 4F 03 31 32 30 31 00 01 01 12 01 01",
+        )[..]]
         .concat());
         assert_eq!(read_all(&eager).unwrap(), read_all(&lazy).unwrap());
     }
@@ -1091,14 +1114,20 @@ mod tests {
             PublicId::Literal(PublicId::SYNCML_1_2_FPI.to_owned())
         );
         assert!(reader.public_id().is_syncml_1_2());
-        assert_eq!(read_all(&literal).unwrap(), [Event::Start(Tag::SYNCML), Event::End]);
+        assert_eq!(
+            read_all(&literal).unwrap(),
+            [Event::Start(Tag::SYNCML), Event::End]
+        );
 
         let unknown = hex("03 01 00 00 6D 01");
         let reader = WbxmlReader::new(&unknown, &Limits::default()).unwrap();
         assert_eq!(reader.version(), 0x03);
         assert_eq!(reader.public_id(), PublicId::UNKNOWN);
         assert!(reader.public_id().is_unknown());
-        assert_eq!(read_all(&unknown).unwrap(), [Event::Start(Tag::SYNCML), Event::End]);
+        assert_eq!(
+            read_all(&unknown).unwrap(),
+            [Event::Start(Tag::SYNCML), Event::End]
+        );
 
         let v1_1 = hex("01 9F 53 6A 00 6D 01");
         let reader = WbxmlReader::new(&v1_1, &Limits::default()).unwrap();
@@ -1146,16 +1175,15 @@ mod tests {
         // PI before the root, SyncML with attributes (ATTRSTART 05, STR_I
         // value, attribute page switch to 7, ATTRVALUE 85) and content, a PI
         // inside, Final with attributes only (0x92), a PI after the root.
-        let body = hex(
-            "43 05 03 78 00 01
+        let body = hex("43 05 03 78 00 01
              ED 05 03 79 00 00 07 85 01
                43 06 C3 01 AA 01
                92 05 01
-               C5 05 01 00
+               C6 05 01 01
              01
-             43 05 01",
-        );
-        let events = read_all(&msg(&body)).unwrap();
+             43 05 01");
+        let bytes = msg(&body);
+        let events = read_all(&bytes).unwrap();
         assert_eq!(
             events,
             [
@@ -1192,16 +1220,25 @@ mod tests {
             ..Limits::default()
         };
         let err = read_all_with(&bytes, &few).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::TooManyElements { limit: 5 }));
+        assert!(matches!(
+            err.kind,
+            DecodeErrorKind::TooManyElements { limit: 5 }
+        ));
 
         let short = Limits {
             max_string_len: 3,
             ..Limits::default()
         };
         let err = read_all_with(&bytes, &short).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::StringTooLong { len: 6, .. }));
+        assert!(matches!(
+            err.kind,
+            DecodeErrorKind::StringTooLong { len: 6, .. }
+        ));
         let err = read_all_with(&msg(&hex("6D C3 04 01 02 03 04 01")), &short).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::StringTooLong { len: 4, .. }));
+        assert!(matches!(
+            err.kind,
+            DecodeErrorKind::StringTooLong { len: 4, .. }
+        ));
     }
 
     #[test]
@@ -1216,8 +1253,14 @@ mod tests {
             ("02 A4 01 04 00 6D 01", "charset (MIBenum 4)"),
             ("02 A4 01 6A", "header string table length"),
             ("02 A4 01 6A 05 41 00", "string table length 5 runs past"),
-            ("02 A4 01 6A 8F FF FF FF 7F", "string table length 4294967295"),
-            ("02 00 05 6A 02 41 00 6D 01", "index 5 is beyond the string table"),
+            (
+                "02 A4 01 6A 8F FF FF FF 7F",
+                "string table length 4294967295",
+            ),
+            (
+                "02 00 05 6A 02 41 00 6D 01",
+                "index 5 is beyond the string table",
+            ),
             ("02 00 00 6A 02 41 42 6D 01", "no terminating NUL"),
             ("02 00 00 6A 02 FF 00 6D 01", "not valid UTF-8"),
             ("02 80 80 80 80 80 01 6A 00", "longer than 5 bytes"),
@@ -1246,11 +1289,20 @@ mod tests {
             ("6D 03 61 62", "no terminating NUL"),
             ("6D 03 FF FE 00 01", "not valid UTF-8"),
             ("6D C3 05 01 02 01", "OPAQUE length 5 runs past"),
-            ("6D C3 80 80 80 80 80 01", "OPAQUE length: mb_u_int32 is longer than 5 bytes"),
-            ("6D C3 90 80 80 80 00", "OPAQUE length: mb_u_int32 overflows"),
+            (
+                "6D C3 80 80 80 80 80 01",
+                "OPAQUE length: mb_u_int32 is longer than 5 bytes",
+            ),
+            (
+                "6D C3 90 80 80 80 00",
+                "OPAQUE length: mb_u_int32 overflows",
+            ),
             ("6D C3 81", "OPAQUE length: input ends inside an mb_u_int32"),
             ("6D 83 00 01", "STR_T: string table index 0 is beyond"),
-            ("6D 44 03 01 01", "literal tag name: string table index 3 is beyond"),
+            (
+                "6D 44 03 01 01",
+                "literal tag name: string table index 3 is beyond",
+            ),
             ("6D 02 00 01", "ENTITY 0x0 is not a character"),
             ("6D 02 83 B0 00 01", "ENTITY 0xD800 is not a character"),
             ("6D 40 61 00 01", "extension token 0x40"),
@@ -1270,7 +1322,12 @@ mod tests {
     fn bad_literal_names() {
         for name in [&b"a b\0"[..], b"\0", b"<x\0", b"p:x\0", b"1a\0"] {
             let len = u8::try_from(name.len()).unwrap();
-            let bytes = [&[0x02, 0xA4, 0x01, 0x6A, len][..], name, &[0x6D, 0x04, 0x00, 0x01]].concat();
+            let bytes = [
+                &[0x02, 0xA4, 0x01, 0x6A, len][..],
+                name,
+                &[0x6D, 0x04, 0x00, 0x01],
+            ]
+            .concat();
             let message = wbxml_err(&bytes);
             assert!(message.contains("not an XML element name"), "{message}");
         }
@@ -1290,7 +1347,11 @@ mod tests {
         for len in 0..bytes.len() {
             let prefix = &bytes[..len];
             let err = read_all(prefix).expect_err("a truncated document must not decode");
-            assert!(err.offset <= len, "offset {} beyond input {len}", err.offset);
+            assert!(
+                err.offset <= len,
+                "offset {} beyond input {len}",
+                err.offset
+            );
         }
     }
 

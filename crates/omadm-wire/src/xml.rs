@@ -39,7 +39,7 @@ pub struct XmlReader<'a> {
     base: usize,
     /// Code page of each open element (`None` for unknown elements, which
     /// keep their parent's page for lookups).
-    pages: Vec<Option<Page>>,
+    pages: Vec<(Option<Page>, &'static str)>,
     /// A fragment may have several roots and text at top level.
     fragment: bool,
     done: bool,
@@ -120,7 +120,7 @@ impl<'a> XmlReader<'a> {
         // inherited namespace defers to the parent's page first.
         let explicit = e.name().prefix().is_some()
             || e.attributes().flatten().any(|a| a.key.as_ref() == b"xmlns");
-        let parent = self.pages.last().copied().flatten();
+        let parent = self.pages.last().and_then(|(p, _)| *p);
         let bound_to_other = matches!(ns, Ns::Other);
         let tag = if bound_to_other && (explicit || parent.is_none()) {
             // A namespace we do not know: not one of ours.
@@ -138,7 +138,7 @@ impl<'a> XmlReader<'a> {
             order[4] = Some(Page::DmDdf);
             order.iter().flatten().find_map(|p| Tag::from_name(*p, local))
         };
-        self.pages.push(tag.map(|t| t.page).or(parent));
+        self.pages.push((tag.map(|t| t.page).or(parent), tag.map_or("an unknown element", Tag::name)));
         Ok(match tag {
             Some(t) => Event::Start(t),
             None => {
@@ -217,10 +217,8 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                 }
                 XEvent::Decl(_) | XEvent::PI(_) | XEvent::DocType(_) | XEvent::Comment(_) => {}
                 XEvent::Eof => {
-                    if !self.pages.is_empty() {
-                        return Err(self.err(DecodeErrorKind::UnexpectedEof(
-                            "an unclosed element".into(),
-                        )));
+                    if let Some((_, name)) = self.pages.last() {
+                        return Err(self.err(DecodeErrorKind::UnexpectedEof(format!("<{name}>"))));
                     }
                     self.done = true;
                     return Ok(Event::Eof);
