@@ -134,7 +134,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                             expected: "expected UTF-8 text",
                         })
                     })?;
-                    out.get_or_insert_with(|| Cow::Borrowed("")).to_mut().push_str(s);
+                    out.get_or_insert(Cow::Borrowed("")).to_mut().push_str(s);
                 }
                 Event::Start(_) | Event::StartUnknown(_) => self.skip()?,
                 Event::End => return Ok(out.map(Cow::into_owned).unwrap_or_default()),

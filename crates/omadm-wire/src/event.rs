@@ -26,7 +26,9 @@ pub enum Event<'a> {
     StartUnknown(Cow<'a, str>),
     /// End of the innermost open element.
     End,
-    /// Character data, already unescaped.
+    /// Character data, already unescaped. Adjacent `Text` events are
+    /// possible (WBXML STR_I then STR_T, XML text then CDATA); consumers join
+    /// them.
     Text(Cow<'a, str>),
     /// Opaque bytes (WBXML `OPAQUE`); never produced by the XML reader.
     Opaque(Cow<'a, [u8]>),
@@ -118,14 +120,6 @@ pub(crate) struct Budget {
 impl Budget {
     pub(crate) fn new(limits: &Limits) -> Budget {
         Budget { limits: limits.clone(), depth: 0, elements: 0 }
-    }
-
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    pub(crate) fn depth(&self) -> usize {
-        self.depth
     }
 
     /// Call when an element opens.

@@ -24,6 +24,8 @@ pub use codes::{AlertCode, StatusCode};
 pub use error::{DecodeError, DecodeErrorKind, Limits};
 pub use model::SyncMl;
 pub use tag::{Page, Tag};
+pub use wbxml::{PublicId, WbxmlReader, WbxmlWriter};
+pub use xml::{XmlReader, XmlWriter};
 
 use event::EventWriter;
 
