@@ -23,7 +23,10 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Decodes one SyncML message from an event stream.
 pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl> {
-    let mut p = Parser { reader, peeked: None };
+    let mut p = Parser {
+        reader,
+        peeked: None,
+    };
     loop {
         match p.next()? {
             Event::Start(Tag::SYNCML) => break,
@@ -42,9 +45,9 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
                 return Err(p.error(DecodeErrorKind::NotSyncMl("the document is empty".into())))
             }
             _ => {
-                return Err(
-                    p.error(DecodeErrorKind::NotSyncMl("content before the root element".into()))
-                )
+                return Err(p.error(DecodeErrorKind::NotSyncMl(
+                    "content before the root element".into(),
+                )))
             }
         }
     }
@@ -96,7 +99,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Event::End => return Ok(()),
                 // Character data between elements is insignificant here.
                 Event::Text(_) | Event::Opaque(_) => {}
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{parent}>")))),
+                Event::Eof => {
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{parent}>"))))
+                }
             }
         }
     }
@@ -516,7 +521,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                     self.capture(ev, m, Some(Page::SyncMl))?;
                 }
                 Event::End => return Ok(raw),
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into()))),
+                Event::Eof => {
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into())))
+                }
             }
         }
     }
@@ -548,7 +555,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         loop {
             match self.next()? {
                 Event::End => break,
-                Event::Eof => return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into()))),
+                Event::Eof => {
+                    return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into())))
+                }
                 Event::Text(t) if t.trim().is_empty() => {
                     if !has_content {
                         pending_ws = Some(t);
@@ -631,8 +640,9 @@ fn truncate(s: &str) -> String {
 
 /// Lower-cases the standard format names (`Chr` → `chr`, `QUIRKS.md`).
 fn normalize_format(f: String) -> String {
-    const KNOWN: [&str; 11] =
-        ["b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float"];
+    const KNOWN: [&str; 11] = [
+        "b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float",
+    ];
     let t = f.trim();
     match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(t)) {
         Some(k) => (*k).to_owned(),
@@ -704,7 +714,11 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
 }
 
 fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
-    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     B64.decode(compact).ok()
 }
 

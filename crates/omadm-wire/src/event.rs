@@ -119,7 +119,11 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub(crate) fn new(limits: &Limits) -> Budget {
-        Budget { limits: limits.clone(), depth: 0, elements: 0 }
+        Budget {
+            limits: limits.clone(),
+            depth: 0,
+            elements: 0,
+        }
     }
 
     /// Call when an element opens.
@@ -129,13 +133,17 @@ impl Budget {
         if self.depth > self.limits.max_depth {
             return Err(DecodeError::new(
                 offset,
-                DecodeErrorKind::TooDeep { limit: self.limits.max_depth },
+                DecodeErrorKind::TooDeep {
+                    limit: self.limits.max_depth,
+                },
             ));
         }
         if self.elements > self.limits.max_elements {
             return Err(DecodeError::new(
                 offset,
-                DecodeErrorKind::TooManyElements { limit: self.limits.max_elements },
+                DecodeErrorKind::TooManyElements {
+                    limit: self.limits.max_elements,
+                },
             ));
         }
         Ok(())
@@ -151,7 +159,10 @@ impl Budget {
         if len > self.limits.max_string_len {
             return Err(DecodeError::new(
                 offset,
-                DecodeErrorKind::StringTooLong { len, limit: self.limits.max_string_len },
+                DecodeErrorKind::StringTooLong {
+                    len,
+                    limit: self.limits.max_string_len,
+                },
             ));
         }
         Ok(())
@@ -162,7 +173,10 @@ impl Budget {
         if size > self.limits.max_message_size {
             return Err(DecodeError::new(
                 0,
-                DecodeErrorKind::MessageTooLarge { size, limit: self.limits.max_message_size },
+                DecodeErrorKind::MessageTooLarge {
+                    size,
+                    limit: self.limits.max_message_size,
+                },
             ));
         }
         Ok(())

@@ -50,7 +50,12 @@ impl Encoding {
     /// The encoding a Content-Type names. Accepts the DM types and the older
     /// DS types (`application/vnd.syncml+xml`, `QUIRKS.md`), with parameters.
     pub fn from_content_type(content_type: &str) -> Option<Encoding> {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/vnd.syncml.dm+xml" | "application/vnd.syncml+xml" => Some(Encoding::Xml),
             "application/vnd.syncml.dm+wbxml" | "application/vnd.syncml+wbxml" => {

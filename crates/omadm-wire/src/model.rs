@@ -42,7 +42,12 @@ pub struct SyncHdr {
 
 impl SyncHdr {
     /// A DM 1.2 header with the fixed version elements filled in.
-    pub fn new(session_id: impl Into<String>, msg_id: u32, target: Location, source: Location) -> Self {
+    pub fn new(
+        session_id: impl Into<String>,
+        msg_id: u32,
+        target: Location,
+        source: Location,
+    ) -> Self {
         SyncHdr {
             ver_dtd: VER_DTD.to_owned(),
             ver_proto: VER_PROTO.to_owned(),
@@ -84,7 +89,10 @@ pub struct Location {
 impl Location {
     /// A location with only a LocURI.
     pub fn uri(loc_uri: impl Into<String>) -> Location {
-        Location { loc_uri: loc_uri.into(), loc_name: None }
+        Location {
+            loc_uri: loc_uri.into(),
+            loc_name: None,
+        }
     }
 }
 
@@ -222,7 +230,14 @@ pub struct Alert {
 impl Alert {
     /// An alert with a code and no items.
     pub fn new(code: AlertCode) -> Alert {
-        Alert { cmd_id: 0, no_resp: false, cred: None, data: Some(code), correlator: None, items: Vec::new() }
+        Alert {
+            cmd_id: 0,
+            no_resp: false,
+            cred: None,
+            data: Some(code),
+            correlator: None,
+            items: Vec::new(),
+        }
     }
 }
 
@@ -410,12 +425,19 @@ pub struct Meta {
 impl Meta {
     /// Meta with only a Format.
     pub fn format(format: impl Into<String>) -> Meta {
-        Meta { format: Some(format.into()), ..Meta::default() }
+        Meta {
+            format: Some(format.into()),
+            ..Meta::default()
+        }
     }
 
     /// Meta with a Format and a Type.
     pub fn format_type(format: impl Into<String>, r#type: impl Into<String>) -> Meta {
-        Meta { format: Some(format.into()), r#type: Some(r#type.into()), ..Meta::default() }
+        Meta {
+            format: Some(format.into()),
+            r#type: Some(r#type.into()),
+            ..Meta::default()
+        }
     }
 
     /// Whether no element is set.

@@ -85,7 +85,10 @@ impl Tag {
 
     /// The tag for a token on a page, if the page defines it.
     pub fn from_token(page: Page, token: u8) -> Option<Tag> {
-        page.table().iter().find(|(_, t)| *t == token).map(|_| Tag::new(page, token))
+        page.table()
+            .iter()
+            .find(|(_, t)| *t == token)
+            .map(|_| Tag::new(page, token))
     }
 
     /// The tag with this local name on this page.
@@ -207,8 +210,14 @@ mod tests {
 
     #[test]
     fn namespaces_in_any_case() {
-        assert_eq!(Page::from_namespace(b"syncml:SYNCML1.2"), Some(Page::SyncMl));
-        assert_eq!(Page::from_namespace(b"SYNCML:SYNCML1.1"), Some(Page::SyncMl));
+        assert_eq!(
+            Page::from_namespace(b"syncml:SYNCML1.2"),
+            Some(Page::SyncMl)
+        );
+        assert_eq!(
+            Page::from_namespace(b"SYNCML:SYNCML1.1"),
+            Some(Page::SyncMl)
+        );
         assert_eq!(Page::from_namespace(b"SYNCML:METINF"), Some(Page::MetInf));
         assert_eq!(Page::from_namespace(b"syncml:dmddf1.2"), Some(Page::DmDdf));
         assert_eq!(Page::from_namespace(b"urn:other"), None);

@@ -50,7 +50,9 @@ pub struct XmlReader<'a> {
 
 impl std::fmt::Debug for XmlReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XmlReader").field("offset", &self.offset()).finish()
+        f.debug_struct("XmlReader")
+            .field("offset", &self.offset())
+            .finish()
     }
 }
 
@@ -111,9 +113,9 @@ impl<'a> XmlReader<'a> {
             Ns::Known(p) => Some(p),
             Ns::Other | Ns::Unbound => None,
             Ns::UnknownPrefix(p) => {
-                return Err(
-                    self.err(DecodeErrorKind::Xml(format!("undeclared namespace prefix {p:?}")))
-                )
+                return Err(self.err(DecodeErrorKind::Xml(format!(
+                    "undeclared namespace prefix {p:?}"
+                ))))
             }
         };
         // An explicit declaration on this element (or a prefix) wins; an
@@ -136,9 +138,15 @@ impl<'a> XmlReader<'a> {
             order[2] = Some(Page::SyncMl);
             order[3] = Some(Page::MetInf);
             order[4] = Some(Page::DmDdf);
-            order.iter().flatten().find_map(|p| Tag::from_name(*p, local))
+            order
+                .iter()
+                .flatten()
+                .find_map(|p| Tag::from_name(*p, local))
         };
-        self.pages.push((tag.map(|t| t.page).or(parent), tag.map_or("an unknown element", Tag::name)));
+        self.pages.push((
+            tag.map(|t| t.page).or(parent),
+            tag.map_or("an unknown element", Tag::name),
+        ));
         Ok(match tag {
             Some(t) => Event::Start(t),
             None => {
@@ -193,9 +201,9 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                         if t.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
                             continue;
                         }
-                        return Err(self.err(DecodeErrorKind::Xml(
-                            "text outside the root element".into(),
-                        )));
+                        return Err(
+                            self.err(DecodeErrorKind::Xml("text outside the root element".into()))
+                        );
                     }
                     let offset = self.offset();
                     self.budget.string(t.len(), offset)?;
@@ -260,7 +268,10 @@ impl XmlWriter {
 
     /// An indenting writer, for `scomo wire inspect`.
     pub fn pretty() -> XmlWriter {
-        XmlWriter { pretty: true, ..XmlWriter::default() }
+        XmlWriter {
+            pretty: true,
+            ..XmlWriter::default()
+        }
     }
 
     /// The document written so far.
@@ -335,7 +346,8 @@ impl EventWriter for XmlWriter {
     }
 
     fn opaque(&mut self, bytes: &[u8]) {
-        self.out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        self.out
+            .push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
         self.last = Last::Text;
     }
 

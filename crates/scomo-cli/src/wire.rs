@@ -51,8 +51,9 @@ pub(crate) fn run(cmd: WireCommand) -> Result<()> {
                 let first = input.first().copied().unwrap_or_default();
                 format!("{name} is neither XML nor WBXML (first byte {first:#04x})")
             })?;
-            let msg = omadm_wire::decode(&input, encoding, &limits)
-                .with_context(|| format!("cannot decode {name} as SyncML {}", encoding_name(encoding)))?;
+            let msg = omadm_wire::decode(&input, encoding, &limits).with_context(|| {
+                format!("cannot decode {name} as SyncML {}", encoding_name(encoding))
+            })?;
             let mut out = omadm_wire::encode_xml_pretty(&msg);
             out.push_str("\n\n");
             out.push_str(&summary(&msg, encoding, input.len()));
@@ -69,7 +70,9 @@ fn read_input(file: Option<&PathBuf>) -> Result<(String, Vec<u8>)> {
         }
         _ => {
             let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
             ("standard input".to_owned(), bytes)
         }
     };
@@ -79,7 +82,9 @@ fn read_input(file: Option<&PathBuf>) -> Result<(String, Vec<u8>)> {
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes).and_then(|()| out.flush()).context("cannot write standard output")
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .context("cannot write standard output")
 }
 
 /// One line for the header, one per command (nested commands indented).
@@ -121,7 +126,9 @@ fn command_line(out: &mut String, c: &Command, depth: usize) {
                 " {} for {} {}/{}",
                 s.data,
                 s.cmd,
-                s.msg_ref.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                s.msg_ref
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 s.cmd_ref
             ));
             if let Some(n) = s.data.name() {
