@@ -8,6 +8,7 @@ use crate::codes::{AlertCode, StatusCode};
 
 /// One SyncML DM message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SyncMl {
     /// `<SyncHdr>`.
     pub header: SyncHdr,
@@ -17,6 +18,7 @@ pub struct SyncMl {
 
 /// `<SyncHdr>`: who, which session, which message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SyncHdr {
     /// `<VerDTD>`, `1.2` for DM 1.2.
     pub ver_dtd: String,
@@ -70,6 +72,7 @@ pub const VER_PROTO: &str = "DM/1.2";
 
 /// `<SyncBody>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SyncBody {
     /// The commands, in message order.
     pub commands: Vec<Command>,
@@ -79,6 +82,7 @@ pub struct SyncBody {
 
 /// `<Target>` / `<Source>` (and the LocURI-only `SourceParent`/`TargetParent`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Location {
     /// `<LocURI>`.
     pub loc_uri: String,
@@ -98,6 +102,7 @@ impl Location {
 
 /// A SyncBody command, or a command nested in Atomic/Sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Command {
     /// `<Add>`.
     Add(ItemCommand),
@@ -191,6 +196,7 @@ impl Command {
 
 /// Add, Copy, Delete, Get and Replace: a command over items.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ItemCommand {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -212,6 +218,7 @@ pub struct ItemCommand {
 
 /// `<Alert>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Alert {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -243,6 +250,7 @@ impl Alert {
 
 /// `<Exec>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Exec {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -260,6 +268,7 @@ pub struct Exec {
 
 /// `<Atomic>` and `<Sequence>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Container {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -273,6 +282,7 @@ pub struct Container {
 
 /// `<Status>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Status {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -299,6 +309,7 @@ pub struct Status {
 
 /// `<Results>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Results {
     /// `<CmdID>`.
     pub cmd_id: u32,
@@ -318,6 +329,7 @@ pub struct Results {
 
 /// `<Item>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Item {
     /// `<Target>`.
     pub target: Option<Location>,
@@ -341,6 +353,7 @@ pub struct Item {
 /// them as base64 text (Meta Format `b64`/`bin`), WBXML as OPAQUE, so they are
 /// byte-exact across both.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Data {
     /// Character data.
     Text(String),
@@ -383,6 +396,7 @@ impl Data {
 
 /// `<Cred>`: credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Cred {
     /// `<Meta>` (Type `syncml:auth-md5`, Format `b64`).
     pub meta: Option<Meta>,
@@ -392,6 +406,7 @@ pub struct Cred {
 
 /// `<Chal>`: an authentication challenge.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Chal {
     /// `<Meta>` (Type, Format, NextNonce).
     pub meta: Meta,
@@ -399,6 +414,7 @@ pub struct Chal {
 
 /// `<Meta>`: MetInf elements (`OMA-TS-SyncML_MetaInfo-V1_2`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Meta {
     /// `<Format>`: `chr`, `b64`, `bin`, `node`, ... (lower-cased on decode).
     pub format: Option<String>,
