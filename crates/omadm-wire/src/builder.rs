@@ -530,6 +530,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
 
     /// Writes the element just opened (and its subtree) as canonical XML.
     fn capture(&mut self, start: Event<'a>, out: &mut String, parent: Option<Page>) -> Result<()> {
+        let start = known_by_name(start, parent);
         let page = match &start {
             Event::Start(t) => {
                 out.push('<');
@@ -603,6 +604,26 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     }
 }
 
+/// An unknown element whose local name a code page knows (an element in a
+/// foreign namespace, or a WBXML LITERAL) is captured as that known element.
+/// The canonical fragment cannot keep the foreign namespace, and the XML
+/// reader resolves a bare name through the same pages (parent's first) when
+/// the fragment is read back, so the first decode must already agree or
+/// decode→encode→decode would not be stable (found by the fuzz targets).
+fn known_by_name(start: Event<'_>, parent: Option<Page>) -> Event<'_> {
+    if let Event::StartUnknown(name) = &start {
+        let pages = [parent, Some(Page::SyncMl), Some(Page::MetInf), Some(Page::DmDdf)];
+        if let Some(tag) = pages
+            .iter()
+            .flatten()
+            .find_map(|p| Tag::from_name(*p, name.as_bytes()))
+        {
+            return Event::Start(tag);
+        }
+    }
+    start
+}
+
 fn open_content(out: &mut String, has_content: &mut bool) {
     if !*has_content {
         out.push('>');
@@ -627,6 +648,9 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
+            // A literal CR would not survive a conforming XML parser, which
+            // turns CR LF and lone CR into LF (XML 1.0 §2.11).
+            '\r' => out.push_str("&#13;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             c => out.push(c),
@@ -1000,5 +1024,69 @@ fn data<W: EventWriter + ?Sized>(w: &mut W, d: &Data, format: Option<&str>) {
             w.xml_fragment(x);
             w.end();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Command, Data};
+    use crate::{decode_wbxml, decode_xml, encode_wbxml, encode_xml, Limits, SyncMl};
+
+    /// A message whose one Results item carries `data` as its `<Data>`.
+    fn with_data(data: &str) -> Vec<u8> {
+        format!(
+            "<SyncML xmlns=\"SYNCML:SYNCML1.2\"><SyncHdr><VerDTD>1.2</VerDTD>\
+             <VerProto>DM/1.2</VerProto><SessionID>1</SessionID><MsgID>1</MsgID>\
+             <Target><LocURI>s</LocURI></Target><Source><LocURI>c</LocURI></Source>\
+             </SyncHdr><SyncBody><Results><CmdID>1</CmdID><CmdRef>1</CmdRef><Item>\
+             <Data>{data}</Data></Item></Results></SyncBody></SyncML>"
+        )
+        .into_bytes()
+    }
+
+    fn first_data(msg: &SyncMl) -> &Data {
+        let Command::Results(r) = &msg.body.commands[0] else {
+            panic!("not a Results: {msg:?}");
+        };
+        r.items[0].data.as_ref().expect("data")
+    }
+
+    /// decode→encode→decode is the identity through both encodings.
+    fn assert_stable(msg: &SyncMl) {
+        let xml = encode_xml(msg);
+        assert_eq!(&decode_xml(&xml, &Limits::default()).unwrap(), msg);
+        let wbxml = encode_wbxml(msg);
+        assert_eq!(&decode_wbxml(&wbxml, &Limits::default()).unwrap(), msg);
+    }
+
+    // Fuzz finding: a TNDS tree in an unknown namespace was captured as
+    // `<MgmtTree>` (unknown, no xmlns), which reads back as the DDF tag.
+    #[test]
+    fn foreign_namespace_element_with_a_known_name_is_captured_as_known() {
+        let input = with_data(
+            "<MgmtTree xmlns=\"syncml:dmddf0.2\"><VerDTD>1.2</VerDTD>\
+             <Node><NodeName>A</NodeName></Node></MgmtTree>",
+        );
+        let msg = decode_xml(&input, &Limits::default()).unwrap();
+        assert_eq!(
+            first_data(&msg),
+            &Data::Xml(
+                "<MgmtTree xmlns=\"syncml:dmddf1.2\"><VerDTD xmlns=\"SYNCML:SYNCML1.2\">1.2\
+                 </VerDTD><Node><NodeName>A</NodeName></Node></MgmtTree>"
+                    .into()
+            )
+        );
+        assert_stable(&msg);
+    }
+
+    #[test]
+    fn unknown_elements_stay_unknown() {
+        let input = with_data("<ResultCode>1200</ResultCode><Identifier>x</Identifier>");
+        let msg = decode_xml(&input, &Limits::default()).unwrap();
+        assert_eq!(
+            first_data(&msg),
+            &Data::Xml("<ResultCode>1200</ResultCode><Identifier>x</Identifier>".into())
+        );
+        assert_stable(&msg);
     }
 }

@@ -19,11 +19,11 @@
 //! every malformed input is a [`DecodeError`] carrying the byte offset.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind, Limits};
-use crate::event::{Budget, Event, EventReader, EventWriter};
+use crate::event::{replay_fragment, Budget, Event, EventReader, EventWriter};
 use crate::tag::{Page, Tag};
 
 // Global tokens, the same on every code page (`WBXML.md` §2).
@@ -167,6 +167,10 @@ pub struct WbxmlReader<'a> {
     /// The last start tag had no content: its `End` is due next.
     pending_end: bool,
     state: State,
+    /// The limits, for a nested document in `Data`.
+    limits: Limits,
+    /// Events of a nested TNDS document still to be returned.
+    nested: VecDeque<Event<'a>>,
 }
 
 /// An open element, kept to name it when the input ends inside it.
@@ -279,6 +283,8 @@ impl<'a> WbxmlReader<'a> {
             open: Vec::new(),
             pending_end: false,
             state: State::Prolog,
+            limits: limits.clone(),
+            nested: VecDeque::new(),
         })
     }
 
@@ -332,14 +338,14 @@ impl<'a> WbxmlReader<'a> {
                 STR_I => {
                     self.in_element(at, "STR_I")?;
                     let text = self.inline_str(at)?;
-                    return Ok(Event::Text(Cow::Borrowed(text)));
+                    return Ok(Event::Text(self.type_text(text)));
                 }
                 STR_T => {
                     self.in_element(at, "STR_T")?;
                     let (index, index_at) = self.mb("STR_T")?;
                     let text = table_str(self.strtbl, index, index_at, "STR_T")?;
                     self.budget.string(text.len(), at)?;
-                    return Ok(Event::Text(Cow::Borrowed(text)));
+                    return Ok(Event::Text(self.type_text(text)));
                 }
                 ENTITY => {
                     self.in_element(at, "ENTITY")?;
@@ -354,6 +360,13 @@ impl<'a> WbxmlReader<'a> {
                 OPAQUE => {
                     self.in_element(at, "OPAQUE")?;
                     let bytes = self.opaque(at)?;
+                    if let Some(events) = self.nested_document(bytes)? {
+                        self.nested = events.into();
+                        match self.nested.pop_front() {
+                            Some(ev) => return Ok(ev),
+                            None => continue,
+                        }
+                    }
                     return Ok(Event::Opaque(Cow::Borrowed(bytes)));
                 }
                 LITERAL | LITERAL_C | LITERAL_A | LITERAL_AC => {
@@ -370,6 +383,59 @@ impl<'a> WbxmlReader<'a> {
         }
     }
 
+    /// A TNDS tree in `Data` travels as OPAQUE holding a whole DM DDF 1.2
+    /// WBXML document (`WBXML.md` §6, §7.3; libwbxml does the same): its
+    /// events are spliced in, so the builder sees the tree as it would in
+    /// XML. Anything else in OPAQUE, or OPAQUE outside `Data`, is data.
+    /// `bytes` are the OPAQUE's, just read.
+    fn nested_document(&self, bytes: &'a [u8]) -> Result<Option<Vec<Event<'a>>>, DecodeError> {
+        if !matches!(self.open.last(), Some(Open::Known(Tag::DATA))) {
+            return Ok(None);
+        }
+        // The nested tree counts towards the depth of the outer one.
+        let limits = Limits {
+            max_depth: self.limits.max_depth.saturating_sub(self.open.len()),
+            ..self.limits.clone()
+        };
+        let Ok(mut reader) = WbxmlReader::new(bytes, &limits) else {
+            return Ok(None);
+        };
+        if !reader.public_id().is_dm_ddf_1_2() {
+            return Ok(None);
+        }
+        let base = self.pos - bytes.len();
+        let mut events = Vec::new();
+        loop {
+            match reader.next_event() {
+                Ok(Event::Eof) => return Ok(Some(events)),
+                Ok(ev) => events.push(ev),
+                Err(e) => {
+                    let kind = match e.kind {
+                        DecodeErrorKind::Wbxml(m) => {
+                            DecodeErrorKind::Wbxml(format!("nested TNDS document: {m}"))
+                        }
+                        kind => kind,
+                    };
+                    return Err(DecodeError::new(base + e.offset, kind));
+                }
+            }
+        }
+    }
+
+    /// Text as the model holds it: in WBXML a TNDS object is itself WBXML,
+    /// so its Meta Type says `+wbxml` where XML says `+xml` (libwbxml
+    /// rewrites the same way). The model keeps the XML form, as its
+    /// `Data::Xml` is XML.
+    fn type_text(&self, text: &'a str) -> Cow<'a, str> {
+        if matches!(self.open.last(), Some(Open::Known(Tag::TYPE)))
+            && text.eq_ignore_ascii_case(TNDS_WBXML)
+        {
+            Cow::Borrowed(TNDS_XML)
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
     /// The input ended between tokens: fine after the root, an error before
     /// or inside it.
     fn end_of_input(&mut self) -> Result<Event<'a>, DecodeError> {
@@ -380,7 +446,7 @@ impl<'a> WbxmlReader<'a> {
         match self.open.last() {
             Some(open) => Err(DecodeError::new(
                 self.pos,
-                DecodeErrorKind::UnexpectedEof(open.name().to_owned()),
+                DecodeErrorKind::UnexpectedEof(format!("<{}>", open.name())),
             )),
             None => Err(wbxml(self.pos, "no root element")),
         }
@@ -577,6 +643,9 @@ impl<'a> WbxmlReader<'a> {
 
 impl<'a> EventReader<'a> for WbxmlReader<'a> {
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
+        if let Some(ev) = self.nested.pop_front() {
+            return Ok(ev);
+        }
         match &self.state {
             State::Done => return Ok(Event::Eof),
             State::Failed(err) => return Err(err.clone()),
@@ -610,6 +679,8 @@ pub struct WbxmlWriter {
     body: Vec<u8>,
     /// Tag page the body is on; a decoder starts on page 0.
     page: Page,
+    /// The innermost open element is a MetInf `Type` (see `text`).
+    in_type: bool,
 }
 
 impl WbxmlWriter {
@@ -632,6 +703,7 @@ impl WbxmlWriter {
             strtbl_index: HashMap::new(),
             body: Vec::new(),
             page: Page::SyncMl,
+            in_type: false,
         };
         if let PublicId::Literal(fpi) = &writer.public_id {
             let fpi = fpi.clone();
@@ -696,24 +768,35 @@ impl EventWriter for WbxmlWriter {
     fn start(&mut self, tag: Tag) {
         self.switch_to(tag.page);
         self.body.push(tag.token | TAG_CONTENT);
+        self.in_type = tag == Tag::TYPE;
     }
 
     fn start_unknown(&mut self, name: &str) {
+        self.in_type = false;
         let offset = self.intern(name);
         self.body.push(LITERAL_C);
         write_mb_u_int32(&mut self.body, offset);
     }
 
     fn end(&mut self) {
+        self.in_type = false;
         self.body.push(END);
     }
 
     fn empty(&mut self, tag: Tag) {
+        self.in_type = false;
         self.switch_to(tag.page);
         self.body.push(tag.token);
     }
 
     fn text(&mut self, text: &str) {
+        // The TNDS object goes out as WBXML (`xml_fragment`), so its type
+        // does too (the reader maps it back).
+        let text = if self.in_type && text == TNDS_XML {
+            TNDS_WBXML
+        } else {
+            text
+        };
         if text.contains('\0') {
             self.opaque(text.as_bytes());
             return;
@@ -732,6 +815,42 @@ impl EventWriter for WbxmlWriter {
         write_mb_u_int32(&mut self.body, len);
         self.body.extend_from_slice(bytes);
     }
+
+    /// A TNDS tree (a fragment that is one DM DDF element) becomes a nested
+    /// DM DDF 1.2 WBXML document in OPAQUE (`WBXML.md` §6, §7.3), which is
+    /// how libwbxml and the RTK carry it; other markup (a SCOMO alert
+    /// payload) is written in line, unknown names as literals.
+    fn xml_fragment(&mut self, xml: &str) {
+        if is_ddf_tree(xml) {
+            let mut nested = WbxmlWriter::with_public_id(PublicId::dm_ddf_1_2());
+            replay_fragment(xml, &mut nested);
+            self.opaque(&nested.finish());
+        } else {
+            replay_fragment(xml, self);
+        }
+    }
+}
+
+/// Meta Type of a TNDS object in XML and in WBXML (`DM-PROTOCOL.md` §12.5).
+const TNDS_XML: &str = "application/vnd.syncml.dmtnds+xml";
+const TNDS_WBXML: &str = "application/vnd.syncml.dmtnds+wbxml";
+
+/// Whether a canonical fragment is a single element on the DM DDF page.
+fn is_ddf_tree(xml: &str) -> bool {
+    let mut reader = crate::xml::XmlReader::fragment(xml.as_bytes(), &Limits::default());
+    if !matches!(reader.next_event(), Ok(Event::Start(tag)) if tag.page == Page::DmDdf) {
+        return false;
+    }
+    let mut depth = 1usize;
+    while depth > 0 {
+        match reader.next_event() {
+            Ok(Event::Start(_) | Event::StartUnknown(_)) => depth += 1,
+            Ok(Event::End) => depth -= 1,
+            Ok(Event::Text(_) | Event::Opaque(_)) => {}
+            Ok(Event::Eof) | Err(_) => return false,
+        }
+    }
+    matches!(reader.next_event(), Ok(Event::Eof))
 }
 
 /// Appends `v` as an mb_u_int32: big-endian groups of 7 bits, 0x80 on every
@@ -1336,7 +1455,7 @@ mod tests {
     #[test]
     fn unbalanced_document_names_the_open_element() {
         let err = read_all(&msg(&hex("6D 6C 71 03 31 00"))).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEof("VerDTD".into()));
+        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEof("<VerDTD>".into()));
         assert_eq!(err.offset, 11);
         assert!(err.to_string().contains("inside <VerDTD>"));
     }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// The whole agent configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// What the device reports in ./DevInfo and ./DevDetail.
@@ -82,16 +82,6 @@ pub struct RuntimeConfig {
     pub max_msg_size: u32,
     /// Largest object the agent accepts (MaxObjSize it advertises).
     pub max_obj_size: u64,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            device: DeviceConfig::default(),
-            server: ServerConfig::default(),
-            agent: RuntimeConfig::default(),
-        }
-    }
 }
 
 impl Default for DeviceConfig {
