@@ -16,6 +16,7 @@ use crate::model::{
     Status, SyncBody, SyncHdr, SyncMl,
 };
 use crate::tag::{Page, Tag};
+use crate::wbxml::{TNDS_WBXML, TNDS_XML};
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
@@ -268,7 +269,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         self.children(element, |p, t| {
             match t {
                 Tag::FORMAT => meta.format = Some(normalize_format(p.text("Format")?)),
-                Tag::TYPE => meta.r#type = Some(p.text("Type")?.trim().to_owned()),
+                Tag::TYPE => meta.r#type = Some(xml_form_type(p.text("Type")?.trim()).into()),
                 Tag::MARK => meta.mark = Some(p.text("Mark")?.trim().to_owned()),
                 Tag::SIZE => meta.size = Some(p.number("Size")?),
                 Tag::NEXT_NONCE => meta.next_nonce = Some(p.text("NextNonce")?.trim().to_owned()),
@@ -493,34 +494,40 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     /// Meta Format, which may come after it, so it is resolved later.
     fn raw_data(&mut self) -> Result<RawData> {
         let mut raw = RawData::default();
+        // Once markup has started, the text since the last element.
+        let mut text: Option<Cow<'a, str>> = None;
         loop {
             match self.next()? {
-                Event::Text(t) => match &mut raw.markup {
-                    Some(m) => {
-                        if !t.trim().is_empty() {
-                            escape_into(m, &t);
-                        }
-                    }
-                    None => raw.text.push_str(&t),
+                Event::Text(t) => match raw.markup {
+                    Some(_) => join_text(&mut text, t),
+                    None => raw.content.extend_from_slice(t.as_bytes()),
                 },
-                Event::Opaque(b) => match &mut raw.markup {
-                    Some(m) => opaque_into_markup(m, &b),
+                // Between elements of nested markup, OPAQUE is text like any
+                // other (a WBXML writer sends text holding NUL as OPAQUE).
+                Event::Opaque(b) => match raw.markup {
+                    Some(_) => join_text(&mut text, opaque_text(b)),
                     None => {
                         raw.opaque = true;
-                        raw.bytes.extend_from_slice(&b);
+                        raw.content.extend_from_slice(&b);
                     }
                 },
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
                     let m = raw.markup.get_or_insert_with(|| {
                         let mut m = String::new();
-                        if !raw.text.trim().is_empty() {
-                            escape_into(&mut m, &raw.text);
-                        }
+                        markup_text(&mut m, &opaque_text(Cow::Borrowed(&raw.content)));
                         m
                     });
+                    if let Some(t) = text.take() {
+                        markup_text(m, &t);
+                    }
                     self.capture(ev, m, Some(Page::SyncMl))?;
                 }
-                Event::End => return Ok(raw),
+                Event::End => {
+                    if let (Some(m), Some(t)) = (&mut raw.markup, text) {
+                        markup_text(m, &t);
+                    }
+                    return Ok(raw);
+                }
                 Event::Eof => {
                     return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into())))
                 }
@@ -550,44 +557,44 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             _ => return Ok(()),
         };
         let mut has_content = false;
-        // Whitespace-only text is indentation when the element has child
-        // elements, and the value itself when it is all the element holds.
-        let mut pending_ws: Option<Cow<'a, str>> = None;
+        let mut has_children = false;
+        // Adjacent pieces (STR_I then OPAQUE, text then CDATA) are one text.
+        let mut text: Option<Cow<'a, str>> = None;
         loop {
             match self.next()? {
                 Event::End => break,
                 Event::Eof => {
                     return Err(self.error(DecodeErrorKind::UnexpectedEof("<Data>".into())))
                 }
-                Event::Text(t) if t.trim().is_empty() => {
-                    if !has_content {
-                        pending_ws = Some(t);
-                    }
-                }
-                Event::Text(t) => {
-                    open_content(out, &mut has_content);
-                    if let Some(ws) = pending_ws.take() {
-                        escape_into(out, &ws);
-                    }
-                    escape_into(out, &t);
-                }
-                Event::Opaque(b) => {
-                    open_content(out, &mut has_content);
-                    if let Some(ws) = pending_ws.take() {
-                        escape_into(out, &ws);
-                    }
-                    opaque_into_markup(out, &b);
-                }
+                Event::Text(t) => join_text(&mut text, t),
+                // OPAQUE in markup is text (see `raw_data`).
+                Event::Opaque(b) => join_text(&mut text, opaque_text(b)),
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
-                    pending_ws = None;
+                    // Whitespace-only text next to child elements is
+                    // indentation.
+                    if let Some(t) = text.take().filter(|t| !t.trim().is_empty()) {
+                        open_content(out, &mut has_content);
+                        escape_into(out, &t);
+                    }
+                    has_children = true;
                     open_content(out, &mut has_content);
                     self.capture(ev, out, page)?;
                 }
             }
         }
-        if let (false, Some(ws)) = (has_content, pending_ws) {
+        if !has_children && start == Event::Start(Tag::TYPE) {
+            text = text.map(|t| {
+                if t.eq_ignore_ascii_case(TNDS_WBXML) {
+                    Cow::Borrowed(TNDS_XML)
+                } else {
+                    t
+                }
+            });
+        }
+        // ... but the value itself when it is all the element holds.
+        if let Some(t) = text.filter(|t| !t.is_empty() && (!has_children || !t.trim().is_empty())) {
             open_content(out, &mut has_content);
-            escape_into(out, &ws);
+            escape_into(out, &t);
         }
         if has_content {
             out.push_str("</");
@@ -612,7 +619,12 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
 /// decode→encode→decode would not be stable (found by the fuzz targets).
 fn known_by_name(start: Event<'_>, parent: Option<Page>) -> Event<'_> {
     if let Event::StartUnknown(name) = &start {
-        let pages = [parent, Some(Page::SyncMl), Some(Page::MetInf), Some(Page::DmDdf)];
+        let pages = [
+            parent,
+            Some(Page::SyncMl),
+            Some(Page::MetInf),
+            Some(Page::DmDdf),
+        ];
         if let Some(tag) = pages
             .iter()
             .flatten()
@@ -636,11 +648,46 @@ fn flag<'a, R: EventReader<'a>>(p: &mut Parser<'a, R>, f: &mut bool) -> Result<(
     p.skip()
 }
 
+/// A MetInf Type as the model holds it. In WBXML a TNDS object is itself
+/// WBXML, so its Type says `+wbxml` where XML says `+xml` (libwbxml rewrites
+/// the same way); the model keeps the XML form, as its `Data::Xml` is XML,
+/// and the WBXML writer turns it back. Mapped here, on the joined text, so
+/// that a Type split over several STR_I maps too (a fuzz finding: the
+/// reader mapped each piece on its own).
+fn xml_form_type(t: &str) -> &str {
+    if t.eq_ignore_ascii_case(TNDS_WBXML) {
+        TNDS_XML
+    } else {
+        t
+    }
+}
+
+fn join_text<'a>(text: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
+    match text {
+        Some(t) => t.to_mut().push_str(&piece),
+        None => *text = Some(piece),
+    }
+}
+
+/// Text between the elements of nested markup: kept unless it is only
+/// whitespace (indentation).
+fn markup_text(out: &mut String, text: &str) {
+    if !text.trim().is_empty() {
+        escape_into(out, text);
+    }
+}
+
 /// Opaque bytes inside nested markup: text when UTF-8, base64 otherwise.
-fn opaque_into_markup(out: &mut String, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => escape_into(out, s),
-        Err(_) => out.push_str(&B64.encode(bytes)),
+fn opaque_text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match bytes {
+        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => Cow::Owned(B64.encode(b)),
+        },
+        Cow::Owned(v) => match String::from_utf8(v) {
+            Ok(s) => Cow::Owned(s),
+            Err(e) => Cow::Owned(B64.encode(e.as_bytes())),
+        },
     }
 }
 
@@ -676,8 +723,9 @@ fn normalize_format(f: String) -> String {
 
 #[derive(Default)]
 struct RawData {
-    text: String,
-    bytes: Vec<u8>,
+    /// Text and OPAQUE bytes, in the order they came.
+    content: Vec<u8>,
+    /// Some of `content` came as OPAQUE.
     opaque: bool,
     markup: Option<String>,
 }
@@ -713,28 +761,29 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
         return Data::Xml(m);
     }
     let binary = matches!(format, Some("b64" | "bin"));
-    if raw.opaque {
-        let mut bytes = raw.text.into_bytes();
-        bytes.extend_from_slice(&raw.bytes);
-        if format == Some("b64") {
-            if let Some(decoded) = decode_b64(&bytes) {
-                return Data::Binary(decoded);
-            }
+    let mut bytes = raw.content;
+    if !raw.opaque {
+        // Strip the trailing NULs (`strip_nul`) before the base64 test, so
+        // that the test sees what a re-encoding of the value would carry.
+        while bytes.last() == Some(&0) {
+            bytes.pop();
         }
-        if binary {
-            return Data::Binary(bytes);
-        }
-        return match String::from_utf8(bytes) {
-            Ok(s) => Data::Text(strip_nul(s)),
-            Err(e) => Data::Binary(e.into_bytes()),
-        };
     }
-    if binary {
-        if let Some(decoded) = decode_b64(raw.text.as_bytes()) {
+    if format == Some("b64") || (binary && !raw.opaque) {
+        if let Some(decoded) = decode_b64(&bytes) {
             return Data::Binary(decoded);
         }
     }
-    Data::Text(strip_nul(raw.text))
+    // Under a binary Format, text that is not base64 stays text, unless it
+    // holds NUL: WBXML carries that only as OPAQUE, which is bytes here.
+    if binary && (raw.opaque || bytes.contains(&0)) {
+        return Data::Binary(bytes);
+    }
+    // Text events are UTF-8, so only OPAQUE content can fail here.
+    match String::from_utf8(bytes) {
+        Ok(s) => Data::Text(strip_nul(s)),
+        Err(e) => Data::Binary(e.into_bytes()),
+    }
 }
 
 fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
@@ -1030,6 +1079,7 @@ fn data<W: EventWriter + ?Sized>(w: &mut W, d: &Data, format: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use crate::model::{Command, Data};
+    use crate::wbxml::TNDS_XML;
     use crate::{decode_wbxml, decode_xml, encode_wbxml, encode_xml, Limits, SyncMl};
 
     /// A message whose one Results item carries `data` as its `<Data>`.
@@ -1076,6 +1126,145 @@ mod tests {
                     .into()
             )
         );
+        assert_stable(&msg);
+    }
+
+    /// A WBXML message whose one Results item has `content` inside `<Data>`.
+    fn wbxml_with_data(content: &[u8]) -> Vec<u8> {
+        let mut item = vec![0x4F];
+        item.extend_from_slice(content);
+        item.push(0x01);
+        wbxml_with_item(&item)
+    }
+
+    /// A WBXML message whose one Results item holds `content`.
+    fn wbxml_with_item(content: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x02, 0xA4, 0x01, 0x6A, 0x00, 0x6D, 0x6C];
+        for (tag, text) in [(0x71, "1.2"), (0x72, "DM/1.2"), (0x65, "1"), (0x5B, "1")] {
+            m.push(tag);
+            m.push(0x03);
+            m.extend_from_slice(text.as_bytes());
+            m.extend_from_slice(&[0x00, 0x01]);
+        }
+        m.extend_from_slice(&[0x6E, 0x57, 0x03, b's', 0x00, 0x01, 0x01]);
+        m.extend_from_slice(&[0x67, 0x57, 0x03, b'c', 0x00, 0x01, 0x01, 0x01]);
+        m.extend_from_slice(&[0x6B, 0x62, 0x4B, 0x03, b'1', 0x00, 0x01]);
+        m.extend_from_slice(&[0x4C, 0x03, b'1', 0x00, 0x01, 0x54]);
+        m.extend_from_slice(content);
+        m.extend_from_slice(&[0x01, 0x01, 0x01, 0x01]);
+        m
+    }
+
+    fn wbxml_data(content: &[u8]) -> Data {
+        let msg = decode_wbxml(&wbxml_with_data(content), &Limits::default()).unwrap();
+        assert_stable(&msg);
+        first_data(&msg).clone()
+    }
+
+    // Fuzz finding: OPAQUE before the first element of nested markup was
+    // dropped (only STR_I text was carried into the markup).
+    #[test]
+    fn opaque_before_markup_is_kept() {
+        // OPAQUE "x", then <CmdID/>.
+        assert_eq!(
+            wbxml_data(&[0xC3, 0x01, b'x', 0x0B]),
+            Data::Xml("x<CmdID/>".into())
+        );
+    }
+
+    // Fuzz finding: whitespace-only OPAQUE between elements was kept while
+    // the same STR_I was dropped, so the XML re-read lost it.
+    #[test]
+    fn opaque_whitespace_in_markup_is_indentation_like_text() {
+        // <CmdID/>, then OPAQUE " ".
+        assert_eq!(
+            wbxml_data(&[0x0B, 0xC3, 0x01, b' ']),
+            Data::Xml("<CmdID/>".into())
+        );
+    }
+
+    // Adjacent STR_I pieces are one text (event.rs): a whitespace piece
+    // between two others is part of the value.
+    #[test]
+    fn adjacent_text_pieces_in_markup_are_joined() {
+        // <CmdID> "a" " " "b" </CmdID>
+        let content = [
+            0x4B, 0x03, b'a', 0x00, 0x03, b' ', 0x00, 0x03, b'b', 0x00, 0x01,
+        ];
+        assert_eq!(wbxml_data(&content), Data::Xml("<CmdID>a b</CmdID>".into()));
+    }
+
+    // Text and OPAQUE pieces of a plain value keep their order (they were
+    // joined as all text, then all OPAQUE).
+    #[test]
+    fn text_and_opaque_pieces_keep_their_order() {
+        // OPAQUE "a", STR_I "b".
+        assert_eq!(
+            wbxml_data(&[0xC3, 0x01, b'a', 0x03, b'b', 0x00]),
+            Data::Text("ab".into())
+        );
+    }
+
+    // Fuzz finding: `<Data>\0</Data>` under Format b64 was not base64, so
+    // it became Text, and the NUL stripped: the empty text re-read as
+    // base64 of nothing.
+    #[test]
+    fn trailing_nul_is_stripped_before_the_base64_test() {
+        let input = String::from_utf8(with_data("Zm9v\0")).unwrap().replace(
+            "<Item>",
+            "<Item><Meta><Format xmlns=\"syncml:metinf\">b64</Format></Meta>",
+        );
+        let msg = decode_xml(input.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Binary(b"foo".to_vec()));
+        assert_stable(&msg);
+    }
+
+    // Fuzz finding: the reader mapped a TNDS Type `+wbxml` → `+xml` per
+    // STR_I piece, so a Type split in two kept `+wbxml`, which the writer
+    // sent as one piece and the reader then mapped.
+    #[test]
+    fn tnds_type_split_over_two_strings_maps_to_the_xml_form() {
+        // Results > Item > Meta > Type "application/vnd.syncml.dmtnds+" "wbxml"
+        let mut item = vec![0x5A, 0x00, 0x01, 0x53, 0x03];
+        item.extend_from_slice(b"application/vnd.syncml.dmtnds+\0\x03wbxml\0");
+        item.extend_from_slice(&[0x01, 0x01, 0x00, 0x00]);
+        let input = wbxml_with_item(&item);
+        let msg = decode_wbxml(&input, &Limits::default()).unwrap();
+        let Command::Results(r) = &msg.body.commands[0] else {
+            panic!("not a Results: {msg:?}");
+        };
+        let meta = r.items[0].meta.as_ref().expect("meta");
+        assert_eq!(meta.r#type.as_deref(), Some(TNDS_XML));
+        assert_stable(&msg);
+    }
+
+    #[test]
+    fn tnds_type_in_nested_markup_maps_to_the_xml_form() {
+        let input =
+            with_data("<Type xmlns=\"syncml:metinf\">application/vnd.syncml.dmtnds+WBXML</Type>");
+        let msg = decode_xml(&input, &Limits::default()).unwrap();
+        assert_eq!(
+            first_data(&msg),
+            &Data::Xml(format!("<Type xmlns=\"syncml:metinf\">{TNDS_XML}</Type>"))
+        );
+        assert_stable(&msg);
+    }
+
+    // Fuzz finding: non-base64 text holding NUL under Format b64 stayed
+    // Text; WBXML can only send it as OPAQUE, which reads back as bytes.
+    #[test]
+    fn text_with_nul_under_a_binary_format_is_bytes() {
+        let input = String::from_utf8(with_data("\0H")).unwrap().replace(
+            "<Item>",
+            "<Item><Meta><Format xmlns=\"syncml:metinf\">b64</Format></Meta>",
+        );
+        let msg = decode_xml(input.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Binary(b"\0H".to_vec()));
+        assert_stable(&msg);
+        // Without NUL it stays text (a client that mislabels plain text).
+        let input = input.replace("\0H", "not base64!");
+        let msg = decode_xml(input.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Text("not base64!".into()));
         assert_stable(&msg);
     }
 

@@ -8,7 +8,11 @@ use std::fmt;
 
 /// A SyncML status code (`OMA-TS-SyncML_RepPro-V1_2` §10, DM RepPro §7).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct StatusCode(pub u16);
 
 macro_rules! named_codes {
@@ -124,7 +128,11 @@ impl fmt::Display for StatusCode {
 
 /// A DM alert code (`OMA-TS-DM_Protocol-V1_2` §8.7, digest §5).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct AlertCode(pub u16);
 
 named_codes!(AlertCode {

@@ -338,14 +338,14 @@ impl<'a> WbxmlReader<'a> {
                 STR_I => {
                     self.in_element(at, "STR_I")?;
                     let text = self.inline_str(at)?;
-                    return Ok(Event::Text(self.type_text(text)));
+                    return Ok(Event::Text(Cow::Borrowed(text)));
                 }
                 STR_T => {
                     self.in_element(at, "STR_T")?;
                     let (index, index_at) = self.mb("STR_T")?;
                     let text = table_str(self.strtbl, index, index_at, "STR_T")?;
                     self.budget.string(text.len(), at)?;
-                    return Ok(Event::Text(self.type_text(text)));
+                    return Ok(Event::Text(Cow::Borrowed(text)));
                 }
                 ENTITY => {
                     self.in_element(at, "ENTITY")?;
@@ -419,20 +419,6 @@ impl<'a> WbxmlReader<'a> {
                     return Err(DecodeError::new(base + e.offset, kind));
                 }
             }
-        }
-    }
-
-    /// Text as the model holds it: in WBXML a TNDS object is itself WBXML,
-    /// so its Meta Type says `+wbxml` where XML says `+xml` (libwbxml
-    /// rewrites the same way). The model keeps the XML form, as its
-    /// `Data::Xml` is XML.
-    fn type_text(&self, text: &'a str) -> Cow<'a, str> {
-        if matches!(self.open.last(), Some(Open::Known(Tag::TYPE)))
-            && text.eq_ignore_ascii_case(TNDS_WBXML)
-        {
-            Cow::Borrowed(TNDS_XML)
-        } else {
-            Cow::Borrowed(text)
         }
     }
 
@@ -791,7 +777,7 @@ impl EventWriter for WbxmlWriter {
 
     fn text(&mut self, text: &str) {
         // The TNDS object goes out as WBXML (`xml_fragment`), so its type
-        // does too (the reader maps it back).
+        // does too (the builder maps it back, `builder::xml_form_type`).
         let text = if self.in_type && text == TNDS_XML {
             TNDS_WBXML
         } else {
@@ -832,8 +818,8 @@ impl EventWriter for WbxmlWriter {
 }
 
 /// Meta Type of a TNDS object in XML and in WBXML (`DM-PROTOCOL.md` §12.5).
-const TNDS_XML: &str = "application/vnd.syncml.dmtnds+xml";
-const TNDS_WBXML: &str = "application/vnd.syncml.dmtnds+wbxml";
+pub(crate) const TNDS_XML: &str = "application/vnd.syncml.dmtnds+xml";
+pub(crate) const TNDS_WBXML: &str = "application/vnd.syncml.dmtnds+wbxml";
 
 /// Whether a canonical fragment is a single element on the DM DDF page.
 fn is_ddf_tree(xml: &str) -> bool {
@@ -928,7 +914,7 @@ fn table_str<'t>(
 
 /// Whether a literal name can be written as an XML element name: an NCName
 /// (no prefix, since no namespace would declare it).
-fn is_xml_name(name: &str) -> bool {
+pub(crate) fn is_xml_name(name: &str) -> bool {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;

@@ -151,6 +151,15 @@ impl<'a> XmlReader<'a> {
             Some(t) => Event::Start(t),
             None => {
                 let name = std::str::from_utf8(local).map_err(|e| self.xml_err(e))?;
+                // quick-xml takes any bytes up to whitespace or `>` as a
+                // name; the writers copy the name verbatim, and the WBXML
+                // reader refuses a LITERAL that is not a name.
+                if !crate::wbxml::is_xml_name(name) {
+                    let shown: String = name.chars().take(40).collect();
+                    return Err(self.err(DecodeErrorKind::Xml(format!(
+                        "{shown:?} is not an XML element name"
+                    ))));
+                }
                 Event::StartUnknown(Cow::Owned(name.to_owned()))
             }
         })
@@ -207,8 +216,23 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                     }
                     let offset = self.offset();
                     self.budget.string(t.len(), offset)?;
-                    let text = t.unescape().map_err(|e| self.xml_err(e))?;
+                    let text = if t.contains(&b'\r') {
+                        let raw = String::from_utf8(normalize_line_ends(&t))
+                            .map_err(|e| self.xml_err(e))?;
+                        let text =
+                            quick_xml::escape::unescape(&raw).map_err(|e| self.xml_err(e))?;
+                        Cow::Owned(text.into_owned())
+                    } else {
+                        t.unescape().map_err(|e| self.xml_err(e))?
+                    };
                     return Ok(Event::Text(text));
+                }
+                XEvent::CData(c) if c.contains(&b'\r') => {
+                    let offset = self.offset();
+                    self.budget.string(c.len(), offset)?;
+                    let text =
+                        String::from_utf8(normalize_line_ends(&c)).map_err(|e| self.xml_err(e))?;
+                    return Ok(Event::Text(Cow::Owned(text)));
                 }
                 XEvent::CData(c) => {
                     let offset = self.offset();
@@ -238,6 +262,22 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
     fn offset(&self) -> usize {
         self.base + self.reader.buffer_position() as usize
     }
+}
+
+/// XML 1.0 §2.11: a processor passes CR LF and a lone CR on as LF, so a
+/// message means the same to us as to any other parser (libwbxml's expat).
+/// A CR written as `&#13;` is a reference, resolved after this, and stays.
+fn normalize_line_ends(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' if bytes.peek() == Some(&b'\n') => {}
+            b'\r' => out.push(b'\n'),
+            b => out.push(b),
+        }
+    }
+    out
 }
 
 /// Writes [`Event`]s as XML: compact and canonical, or indented for people.
@@ -354,5 +394,36 @@ impl EventWriter for XmlWriter {
     fn xml_fragment(&mut self, xml: &str) {
         self.out.push_str(xml);
         self.last = Last::Text;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(xml: &str) -> Result<Vec<Event<'_>>, DecodeError> {
+        let mut reader = XmlReader::fragment(xml.as_bytes(), &Limits::default());
+        let mut out = Vec::new();
+        loop {
+            match reader.next_event()? {
+                Event::Eof => return Ok(out),
+                ev => out.push(ev),
+            }
+        }
+    }
+
+    // Fuzz finding: `<\x06/>` was read as an unknown element named "\x06",
+    // which the WBXML writer then sent as a LITERAL the reader refuses.
+    #[test]
+    fn unknown_element_names_must_be_xml_names() {
+        let err = events("<Node><\u{6}/></Node>").unwrap_err();
+        assert!(
+            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("not an XML element name")),
+            "{err}"
+        );
+        assert_eq!(
+            events("<ResultCode/>").unwrap(),
+            [Event::StartUnknown("ResultCode".into()), Event::End]
+        );
     }
 }
