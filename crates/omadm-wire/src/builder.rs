@@ -700,6 +700,14 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
             '\r' => out.push_str("&#13;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            // XML 1.0 has no way to carry the other C0 controls, which a
+            // WBXML peer can send. A character reference keeps them (our
+            // reader and other lenient parsers take it back) instead of
+            // dropping data; strict XML 1.0 parsers refuse it, as they would
+            // the raw byte.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
+                out.push_str(&format!("&#{};", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -1265,6 +1273,16 @@ mod tests {
         let input = input.replace("\0H", "not base64!");
         let msg = decode_xml(input.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(first_data(&msg), &Data::Text("not base64!".into()));
+        assert_stable(&msg);
+    }
+
+    #[test]
+    fn control_characters_survive_xml_as_character_references() {
+        let input = with_data("a&#1;b&#27;c");
+        let msg = decode_xml(&input, &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Text("a\u{1}b\u{1b}c".into()));
+        let xml = String::from_utf8(encode_xml(&msg)).unwrap();
+        assert!(xml.contains("a&#1;b&#27;c"), "{xml}");
         assert_stable(&msg);
     }
 
