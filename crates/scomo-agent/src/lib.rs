@@ -2,12 +2,20 @@
 //! SCOMO client.
 //!
 //! ```text
-//!   config ─▶ Agent ─┬─ persisted tree (data dir, crash-safe writes)
-//!                    ├─ DM sessions over HTTP(S) (omadm::ClientSession)
-//!                    ├─ package-0 listener (UDP, HTTP POST)
-//!                    └─ SCOMO executor: downloads, environments, alert outbox
+//!   config ─▶ Agent ─┬─ DeviceState: tree.json (crash-safe writes)
+//!                    ├─ session: omadm::ClientSession over HTTP(S) (reqwest, rustls)
+//!                    ├─ notify: package-0 listener (UDP, HTTP POST)
+//!                    └─ scomo_client: downloads, environments, alert outbox
 //! ```
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod config;
+pub mod device;
+pub mod notify;
 pub mod persist;
+pub mod scomo_client;
+pub mod session;
+
+pub use agent::{Agent, AgentError};
+pub use config::AgentConfig;

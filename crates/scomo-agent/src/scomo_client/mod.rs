@@ -1,0 +1,1 @@
+//! The SCOMO client (being written).

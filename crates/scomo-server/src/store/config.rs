@@ -1,0 +1,35 @@
+//! How to open a store.
+
+use std::time::Duration;
+
+/// Store configuration (the server builds it from its TOML/env/flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created if missing; `sqlite::memory:` is refused
+    /// because a pool would see several databases) or `postgres://…`.
+    pub url: String,
+    /// Pool size; `None` picks 4 for SQLite (one writer at a time anyway)
+    /// and 10 for PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long to wait for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a writer waits for the write lock.
+    pub busy_timeout: Duration,
+    /// PostgreSQL: use (and create) this schema instead of the default
+    /// `search_path` (`[a-z_][a-z0-9_]*`, at most 63 bytes). Tests use a
+    /// random one per run; deployments normally leave it unset.
+    pub pg_schema: Option<String>,
+}
+
+impl StoreConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(10),
+            pg_schema: None,
+        }
+    }
+}

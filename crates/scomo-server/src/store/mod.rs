@@ -1,0 +1,371 @@
+//! Persistent state of the DM server, behind narrow async traits.
+//!
+//! ```text
+//!   DM session engine ─┬─ DeviceStore        devices, credentials, nonces, DevInfo, labels
+//!   notifier ──────────┼─ SessionStore       audit log; closing a session requeues its batches
+//!   SCOMO job engine ──┼─ CommandQueue       batches of DM commands ⇄ statuses/results
+//!   REST API ──────────┼─ AlertStore         received Generic Alerts, drained by consumers
+//!                      ├─ NotificationStore  package 0 schedule with backoff
+//!                      └─ TokenStore         admin API tokens (SHA-256 only)
+//!                                │
+//!                            SqlStore ── SQLite (one node, WAL) | PostgreSQL (many nodes)
+//! ```
+//!
+//! # Design
+//!
+//! * **Dyn-compatible traits.** Each trait is declared with `async_trait`, so
+//!   its futures are boxed `Send` futures and the whole store is usable as
+//!   `Arc<dyn Store>` ([`Store`] is the union of the narrow traits). Native
+//!   `async fn` in traits is not dyn-compatible; the boxing costs one
+//!   allocation per call, which is noise next to a database round trip.
+//! * **One implementation, two backends.** [`SqlStore`] holds either a SQLite
+//!   or a PostgreSQL pool; every method body is written once and compiled for
+//!   both (the same SQL with `$n` placeholders, which SQLite accepts too). The
+//!   only per-backend SQL is `FOR UPDATE [SKIP LOCKED]`, `BEGIN IMMEDIATE` and
+//!   `min`/`LEAST`.
+//! * **Versioned migrations per backend** under `migrations/sqlite` and
+//!   `migrations/postgres`, embedded with `sqlx::migrate!` and applied on
+//!   open. Both directories carry the same versions (a test checks it): the
+//!   SCOMO tables (packages, jobs, inventory, download tokens, catalog rules,
+//!   campaigns) come as `0002_….sql` in each.
+//! * **Time is passed in.** Every method that records a time takes `now`.
+//!   Timestamps are stored as unix milliseconds (`BIGINT`).
+//! * **Secrets.** Client secrets are stored as `MD5(user ":" password)`,
+//!   server passwords in clear (basic auth toward the device needs them),
+//!   API tokens as SHA-256 hex. `Debug` of every type holding one redacts it,
+//!   and errors never carry them.
+//!
+//! # Multi-node claiming
+//!
+//! Work that any node may pick up (batches for a session, finished batches
+//! and alerts for consumers, due notifications) is claimed with one
+//! `UPDATE … WHERE id IN (SELECT … ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)
+//! RETURNING …`. On PostgreSQL concurrent claimers skip each other's rows; on
+//! SQLite the statement runs under the single write lock. Either way a row is
+//! handed to one claimer.
+//!
+//! # The requeue rule (crash safety of the command queue)
+//!
+//! A batch moves `pending → in_flight` when a session claims it and
+//! `in_flight → sent` when the server marks it sent (before the message
+//! leaves) or records its first status. When its session ends without
+//! [`CommandQueue::complete_batch`] — finished with any outcome, closed
+//! because its node restarted ([`SessionStore::close_node_sessions`]), or
+//! found idle by a sweep on any node ([`SessionStore::close_idle_sessions`])
+//! — each batch it held is settled in the same transaction:
+//!
+//! 1. `sent` with a status for every command → `completed` (the crash came
+//!    between the last status and `complete_batch`);
+//! 2. `in_flight` (never sent) → `pending`, keeping its place in the FIFO;
+//! 3. `sent`, statuses missing, batch marked idempotent → `pending`, its
+//!    partial outcomes dropped, to be sent again whole;
+//! 4. `sent`, statuses missing, not idempotent → `unacknowledged`: finished,
+//!    never sent again; its owner sees it like a completion and decides
+//!    (e.g. re-reads the tree).
+//!
+//! Every per-batch write by a session (`mark_batch_sent`, `record_outcome`,
+//! `complete_batch`) is fenced on that session still holding the batch, so a
+//! session that was swept away cannot complete a batch that was requeued: a
+//! batch completes once. Owners learn of finished batches by polling
+//! ([`CommandQueue::poll_finished`] then [`CommandQueue::ack_finished`]), so
+//! completions survive restarts and reach whichever node polls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use omadm_wire::model::Results;
+use omadm_wire::StatusCode;
+
+mod config;
+mod error;
+mod model;
+mod sql;
+
+pub use config::StoreConfig;
+pub use error::{Result, StoreError};
+pub use model::{
+    command_count, AlertId, ApiToken, AuthType, Backoff, Batch, BatchId, BatchState,
+    ClientCredentials, CommandOutcome, Device, DeviceFilter, DeviceOrigin, DevicePage,
+    DevicePageRequest, DeviceUpdate, LabelFilter, Lease, NewAlert, NewBatch, NewDevice, NewSession,
+    NonceUpdate, Nonces, Notification, NotificationId, NotificationState, RequeueReport,
+    ServerCredentials, SessionEnd, SessionKey, SessionOutcome, SessionRecord, StoredAlert,
+    Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN, DEVINFO_MOD, MAX_PAGE,
+};
+pub use sql::{Backend, SqlStore};
+
+/// Opens the store at `config.url`, applying pending migrations.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(SqlStore::open(config).await?))
+}
+
+/// Everything the DM server keeps: the union of the narrow traits.
+#[async_trait]
+pub trait Store:
+    DeviceStore + SessionStore + CommandQueue + AlertStore + NotificationStore + TokenStore
+{
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Closes the pool, waiting for connections in use to come back.
+    async fn close(&self);
+}
+
+/// The device registry.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Creates a device; [`StoreError::DeviceExists`] if the id is taken.
+    async fn provision_device(&self, device: &NewDevice, now: Timestamp) -> Result<Device>;
+
+    /// Creates a device without credentials on first contact (when the
+    /// server's policy allows); returns whether it was created.
+    async fn auto_register(&self, id: &str, now: Timestamp) -> Result<bool>;
+
+    /// One device with its labels.
+    async fn device(&self, id: &str) -> Result<Option<Device>>;
+
+    /// Devices matching `filter`, in id order, one page at a time.
+    async fn list_devices(
+        &self,
+        filter: &DeviceFilter,
+        page: &DevicePageRequest,
+    ) -> Result<DevicePage>;
+
+    /// How many devices match `filter`.
+    async fn count_devices(&self, filter: &DeviceFilter) -> Result<u64>;
+
+    /// Deletes a device and everything about it (sessions, queued batches,
+    /// alerts, notifications); returns whether it existed.
+    async fn delete_device(&self, id: &str) -> Result<bool>;
+
+    /// Changes credentials or the notification address.
+    async fn update_device(&self, id: &str, update: &DeviceUpdate, now: Timestamp) -> Result<()>;
+
+    /// Sets a label (a tag is a label with an empty value).
+    async fn set_label(&self, id: &str, key: &str, value: &str, now: Timestamp) -> Result<()>;
+
+    /// Removes a label; returns whether it was there.
+    async fn remove_label(&self, id: &str, key: &str) -> Result<bool>;
+
+    /// Records what a session reported of `./DevInfo` and `./DevDetail`
+    /// (node path → value, merged into what is stored) and that the device
+    /// was seen at `now`.
+    async fn record_device_info(
+        &self,
+        id: &str,
+        nodes: &BTreeMap<String, String>,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// The stored DevInfo/DevDetail nodes.
+    async fn device_nodes(&self, id: &str) -> Result<BTreeMap<String, String>>;
+
+    /// Replaces the nonces given in `update`.
+    async fn update_nonces(&self, id: &str, update: &NonceUpdate, now: Timestamp) -> Result<()>;
+}
+
+/// The DM session audit log; closing sessions settles their batches.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Records a session that started at `now`.
+    async fn start_session(&self, session: &NewSession, now: Timestamp) -> Result<SessionKey>;
+
+    /// Records activity (each message), which keeps idle sweeps away.
+    async fn touch_session(&self, session: SessionKey, now: Timestamp) -> Result<()>;
+
+    /// Ends a session and applies the requeue rule to its batches.
+    async fn finish_session(
+        &self,
+        session: SessionKey,
+        end: &SessionEnd,
+        now: Timestamp,
+    ) -> Result<RequeueReport>;
+
+    /// Ends every open session of `node_id` as [`SessionOutcome::Lost`]: a
+    /// node calls this when it starts, since its sessions lived in memory.
+    async fn close_node_sessions(&self, node_id: &str, now: Timestamp) -> Result<RequeueReport>;
+
+    /// Ends, as lost, every open session with no activity since
+    /// `idle_since` (any node may sweep for crashed peers).
+    async fn close_idle_sessions(
+        &self,
+        idle_since: Timestamp,
+        now: Timestamp,
+    ) -> Result<RequeueReport>;
+
+    /// One session.
+    async fn session(&self, session: SessionKey) -> Result<Option<SessionRecord>>;
+
+    /// A device's sessions, newest first, older than `before`.
+    async fn sessions(
+        &self,
+        device_id: &str,
+        before: Option<SessionKey>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>>;
+}
+
+/// The command queue the SCOMO server drives devices through.
+#[async_trait]
+pub trait CommandQueue: Send + Sync {
+    /// Queues a batch for a device.
+    async fn enqueue_batch(&self, batch: &NewBatch, now: Timestamp) -> Result<BatchId>;
+
+    /// Moves up to `limit` of the session's device's pending batches to
+    /// in-flight on `session` and returns them oldest first.
+    async fn claim_batches(
+        &self,
+        session: SessionKey,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Batch>>;
+
+    /// Marks a claimed batch sent; call before the message carrying it
+    /// leaves. [`StoreError::NotInFlight`] means: do not send it.
+    async fn mark_batch_sent(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Records the status (and results) of command `index` (in
+    /// [`command_count`] order); a repeat overwrites.
+    async fn record_outcome(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        index: u32,
+        status: StatusCode,
+        results: &[Results],
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Marks a batch completed once its statuses are in.
+    async fn complete_batch(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Cancels a batch that is still pending; returns whether it was.
+    async fn cancel_batch(&self, batch: BatchId, now: Timestamp) -> Result<bool>;
+
+    /// One batch with its outcomes.
+    async fn batch(&self, batch: BatchId) -> Result<Option<Batch>>;
+
+    /// Batches whose owner starts with `owner_prefix`, oldest first, after
+    /// `after`.
+    async fn batches_by_owner(
+        &self,
+        owner_prefix: &str,
+        after: Option<BatchId>,
+        limit: u32,
+    ) -> Result<Vec<Batch>>;
+
+    /// Leases up to `limit` finished (completed, unacknowledged) batches of
+    /// owners starting with `owner_prefix` that no one has acknowledged and
+    /// no live lease holds, oldest first, with their outcomes.
+    async fn poll_finished(
+        &self,
+        owner_prefix: &str,
+        lease: &Lease,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Batch>>;
+
+    /// Acknowledges finished batches: they are not offered again. Returns how
+    /// many were newly acknowledged.
+    async fn ack_finished(&self, batches: &[BatchId], now: Timestamp) -> Result<u64>;
+}
+
+/// Received Generic Alerts.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Stores one alert item received at `now`, linking it to the batch
+    /// whose Exec carried its correlator.
+    async fn record_alert(&self, alert: &NewAlert, now: Timestamp) -> Result<AlertId>;
+
+    /// A device's alerts, newest first, older than `before`.
+    async fn alerts(
+        &self,
+        device_id: &str,
+        before: Option<AlertId>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>>;
+
+    /// Alerts carrying `correlator`, oldest first.
+    async fn alerts_by_correlator(&self, correlator: &str) -> Result<Vec<StoredAlert>>;
+
+    /// Leases up to `limit` unprocessed alerts no live lease holds, oldest
+    /// first: all of them, or with `owner_prefix` only those correlated to a
+    /// batch of such an owner.
+    async fn poll_alerts(
+        &self,
+        owner_prefix: Option<&str>,
+        lease: &Lease,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<StoredAlert>>;
+
+    /// Marks alerts processed; returns how many were newly marked.
+    async fn ack_alerts(&self, alerts: &[AlertId], now: Timestamp) -> Result<u64>;
+}
+
+/// Package 0 delivery schedule.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Asks for a notification due at `due_at`. A device has at most one
+    /// pending notification: asking again moves it earlier, never later.
+    async fn enqueue_notification(
+        &self,
+        device_id: &str,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NotificationId>;
+
+    /// Claims up to `limit` pending notifications due at `now`: each one's
+    /// `next_attempt_at` moves to `lease.until`, so others skip it and it
+    /// comes back if the claimer dies before recording the attempt.
+    async fn claim_due_notifications(
+        &self,
+        lease: &Lease,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Notification>>;
+
+    /// Records an attempt (`error` is `None` when the message left) and
+    /// schedules the next one per `backoff`, or expires the notification. A
+    /// notification cancelled meanwhile stays cancelled.
+    async fn record_notification_attempt(
+        &self,
+        id: NotificationId,
+        error: Option<&str>,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> Result<Notification>;
+
+    /// Cancels the device's pending notification (it called); returns how
+    /// many were cancelled.
+    async fn cancel_notifications(&self, device_id: &str, now: Timestamp) -> Result<u64>;
+
+    /// One notification.
+    async fn notification(&self, id: NotificationId) -> Result<Option<Notification>>;
+}
+
+/// Admin API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Creates a token; its clear text is returned here and never again.
+    async fn create_token(&self, name: &str, now: Timestamp) -> Result<(ApiToken, TokenSecret)>;
+
+    /// The live token with this clear text, recording its use.
+    async fn verify_token(&self, secret: &str, now: Timestamp) -> Result<Option<ApiToken>>;
+
+    /// All tokens, revoked ones included, oldest first.
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+
+    /// Revokes a token; returns whether it was live.
+    async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<bool>;
+}

@@ -1,0 +1,230 @@
+//! [`NotificationStore`] on SQL.
+
+use async_trait::async_trait;
+
+use super::queue::MAX_TAG_LEN;
+use super::sessions::unknown_device_on_fk;
+use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
+use crate::store::error::{Result, StoreError};
+use crate::store::model::{
+    Backoff, Lease, Notification, NotificationId, NotificationState, Timestamp,
+};
+use crate::store::NotificationStore;
+
+/// Longest error text kept from a failed attempt (longer ones are cut).
+const MAX_ERROR_LEN: usize = 1024;
+
+macro_rules! notification_cols {
+    () => {
+        "id, device_id, state, created_at, next_attempt_at, attempts, last_attempt_at, last_error"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct NotificationRow {
+    id: i64,
+    device_id: String,
+    state: String,
+    created_at: i64,
+    next_attempt_at: i64,
+    attempts: i64,
+    last_attempt_at: Option<i64>,
+    last_error: Option<String>,
+}
+
+#[async_trait]
+impl NotificationStore for SqlStore {
+    async fn enqueue_notification(
+        &self,
+        device_id: &str,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NotificationId> {
+        with_pool!(self, |pool, pg| {
+            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(pick(
+                pg,
+                "INSERT INTO notifications (device_id, state, created_at, next_attempt_at) \
+                 VALUES ($1, 'pending', $2, $3) \
+                 ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
+                 SET next_attempt_at = LEAST(notifications.next_attempt_at, excluded.next_attempt_at) \
+                 RETURNING id",
+                "INSERT INTO notifications (device_id, state, created_at, next_attempt_at) \
+                 VALUES ($1, 'pending', $2, $3) \
+                 ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
+                 SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
+                 RETURNING id",
+            ))
+            .bind(device_id)
+            .bind(ts(now))
+            .bind(ts(due_at))
+            .fetch_one(pool)
+            .await;
+            Ok(NotificationId(
+                id.map_err(|e| unknown_device_on_fk(e, device_id))?,
+            ))
+        })
+    }
+
+    async fn claim_due_notifications(
+        &self,
+        lease: &Lease,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Notification>> {
+        check_len("lease consumer", &lease.consumer, MAX_TAG_LEN)?;
+        if lease.until <= now {
+            return Err(StoreError::Invalid {
+                field: "lease",
+                reason: "must end after now".into(),
+            });
+        }
+        let mut rows: Vec<NotificationRow> = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let rows = sqlx::query_as(pick(
+                pg,
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
+                     WHERE state = 'pending' AND next_attempt_at <= $3 \
+                     ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
+                     WHERE id IN (SELECT id FROM picked) RETURNING ",
+                    notification_cols!()
+                ),
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
+                     WHERE state = 'pending' AND next_attempt_at <= $3 \
+                     ORDER BY next_attempt_at, id LIMIT $4) \
+                     UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
+                     WHERE id IN (SELECT id FROM picked) RETURNING ",
+                    notification_cols!()
+                ),
+            ))
+            .bind(&lease.consumer)
+            .bind(ts(lease.until))
+            .bind(ts(now))
+            .bind(page_limit(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        });
+        rows.sort_by_key(|r| r.id);
+        rows.into_iter().map(notification_from_row).collect()
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: NotificationId,
+        error: Option<&str>,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> Result<Notification> {
+        let error = error.map(|e| truncate(e, MAX_ERROR_LEN));
+        let row: NotificationRow = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let current: Option<(String, i64)> = sqlx::query_as(pick(
+                pg,
+                "SELECT state, attempts FROM notifications WHERE id = $1 FOR UPDATE",
+                "SELECT state, attempts FROM notifications WHERE id = $1",
+            ))
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((state, attempts)) = current else {
+                return Err(StoreError::Invalid {
+                    field: "notification id",
+                    reason: format!("no notification {}", id.0),
+                });
+            };
+            if state == "pending" {
+                let attempts = attempts.saturating_add(1);
+                let n = u32::try_from(attempts).unwrap_or(u32::MAX);
+                let (next_state, next_at, closed) = if n >= backoff.max_attempts {
+                    ("expired", now, Some(ts(now)))
+                } else {
+                    ("pending", now + backoff.delay(n), None)
+                };
+                sqlx::query(
+                    "UPDATE notifications SET state = $2, attempts = $3, last_attempt_at = $4, \
+                     last_error = $5, next_attempt_at = $6, closed_at = $7, claimed_by = NULL \
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(next_state)
+                .bind(attempts)
+                .bind(ts(now))
+                .bind(error.as_deref())
+                .bind(ts(next_at))
+                .bind(closed)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let row = sqlx::query_as(concat!(
+                "SELECT ",
+                notification_cols!(),
+                " FROM notifications WHERE id = $1"
+            ))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            row
+        });
+        notification_from_row(row)
+    }
+
+    async fn cancel_notifications(&self, device_id: &str, now: Timestamp) -> Result<u64> {
+        with_pool!(self, |pool, _pg| {
+            let n = sqlx::query(
+                "UPDATE notifications SET state = 'cancelled', closed_at = $2 \
+                 WHERE device_id = $1 AND state = 'pending'",
+            )
+            .bind(device_id)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(n)
+        })
+    }
+
+    async fn notification(&self, id: NotificationId) -> Result<Option<Notification>> {
+        let row: Option<NotificationRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                notification_cols!(),
+                " FROM notifications WHERE id = $1"
+            ))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(notification_from_row).transpose()
+    }
+}
+
+fn notification_from_row(r: NotificationRow) -> Result<Notification> {
+    let state = NotificationState::parse(&r.state).ok_or_else(|| StoreError::Corrupt {
+        what: "notifications.state",
+        reason: format!("unknown value {:?}", r.state),
+    })?;
+    Ok(Notification {
+        id: NotificationId(r.id),
+        device_id: r.device_id,
+        state,
+        created_at: Timestamp::from_unix_millis(r.created_at),
+        next_attempt_at: Timestamp::from_unix_millis(r.next_attempt_at),
+        attempts: count("notifications.attempts", r.attempts)?,
+        last_attempt_at: opt_ts(r.last_attempt_at),
+        last_error: r.last_error,
+    })
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

@@ -1,0 +1,513 @@
+//! [`CommandQueue`] on SQL.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use omadm_wire::model::{Command, Results};
+use omadm_wire::StatusCode;
+use sqlx::QueryBuilder;
+
+use super::sessions::unknown_device_on_fk;
+use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
+use crate::store::error::{Result, StoreError};
+use crate::store::model::{
+    command_count, correlators, first_unqueueable, Batch, BatchId, BatchState, CommandOutcome,
+    Lease, NewBatch, SessionKey, Timestamp,
+};
+use crate::store::CommandQueue;
+
+/// Most commands in a batch, counted as [`command_count`] does.
+pub(crate) const MAX_BATCH_COMMANDS: u32 = 1024;
+/// Longest owner tag, correlator or lease holder.
+pub(crate) const MAX_TAG_LEN: usize = 256;
+/// Largest serialized commands or results of one command.
+pub(crate) const MAX_JSON_LEN: usize = 16 << 20;
+
+macro_rules! batch_cols {
+    () => {
+        "id, device_id, owner, commands, command_count, idempotent, state, session_ref, \
+         attempts, created_at, claimed_at, sent_at, finished_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    id: i64,
+    device_id: String,
+    owner: String,
+    commands: String,
+    command_count: i64,
+    idempotent: bool,
+    state: String,
+    session_ref: Option<i64>,
+    attempts: i64,
+    created_at: i64,
+    claimed_at: Option<i64>,
+    sent_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutcomeRow {
+    batch_id: i64,
+    cmd_index: i64,
+    status: i64,
+    results: String,
+    recorded_at: i64,
+}
+
+/// Why a write to batch `$batch` by `$session` matched nothing, inside `$conn`.
+macro_rules! batch_gone {
+    ($conn:expr, $batch:expr, $session:expr) => {{
+        let batch: BatchId = $batch;
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM command_batches WHERE id = $1")
+            .bind(batch.0)
+            .fetch_optional($conn)
+            .await?;
+        match found {
+            None => StoreError::UnknownBatch { batch },
+            Some(_) => StoreError::NotInFlight {
+                batch,
+                session: $session,
+            },
+        }
+    }};
+}
+
+#[async_trait]
+impl CommandQueue for SqlStore {
+    async fn enqueue_batch(&self, batch: &NewBatch, now: Timestamp) -> Result<BatchId> {
+        check_len("owner", &batch.owner, MAX_TAG_LEN)?;
+        let n = command_count(&batch.commands);
+        if n == 0 || n > MAX_BATCH_COMMANDS {
+            return Err(StoreError::Invalid {
+                field: "commands",
+                reason: format!("{n} commands, expected 1..={MAX_BATCH_COMMANDS}"),
+            });
+        }
+        if let Some(name) = first_unqueueable(&batch.commands) {
+            return Err(StoreError::Invalid {
+                field: "commands",
+                reason: format!("{name} cannot be queued"),
+            });
+        }
+        let mut tags = Vec::new();
+        correlators(&batch.commands, &mut tags);
+        for t in &tags {
+            check_len("correlator", t, MAX_TAG_LEN)?;
+        }
+        let json = to_json("commands", &batch.commands)?;
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO command_batches (device_id, owner, commands, command_count, \
+                 idempotent, state, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+                 RETURNING id",
+            )
+            .bind(&batch.device_id)
+            .bind(&batch.owner)
+            .bind(&json)
+            .bind(i64::from(n))
+            .bind(batch.idempotent)
+            .bind(ts(now))
+            .fetch_one(&mut *tx)
+            .await;
+            let id = id.map_err(|e| unknown_device_on_fk(e, &batch.device_id))?;
+            for t in &tags {
+                sqlx::query(
+                    "INSERT INTO batch_correlators (device_id, correlator, batch_id) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(&batch.device_id)
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(BatchId(id))
+        })
+    }
+
+    async fn claim_batches(
+        &self,
+        session: SessionKey,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Batch>> {
+        let rows: Vec<BatchRow> = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            // Locking the session row orders this claim against a concurrent
+            // finish_session, which settles the batches the claim adds.
+            let found: Option<(String, Option<i64>)> = sqlx::query_as(pick(
+                pg,
+                "SELECT device_id, ended_at FROM dm_sessions WHERE id = $1 FOR UPDATE",
+                "SELECT device_id, ended_at FROM dm_sessions WHERE id = $1",
+            ))
+            .bind(session.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let device_id = match found {
+                None => return Err(StoreError::UnknownSession { session }),
+                Some((_, Some(_))) => return Err(StoreError::SessionEnded { session }),
+                Some((device_id, None)) => device_id,
+            };
+            let rows = sqlx::query_as(pick(
+                pg,
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT $4 \
+                     FOR UPDATE SKIP LOCKED) \
+                     UPDATE command_batches SET state = 'in_flight', session_ref = $1, \
+                     claimed_at = $2, sent_at = NULL, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
+                    batch_cols!()
+                ),
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT $4) \
+                     UPDATE command_batches SET state = 'in_flight', session_ref = $1, \
+                     claimed_at = $2, sent_at = NULL, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
+                    batch_cols!()
+                ),
+            ))
+            .bind(session.0)
+            .bind(ts(now))
+            .bind(&device_id)
+            .bind(page_limit(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        });
+        let mut batches = rows
+            .into_iter()
+            .map(|r| batch_from_row(r, Vec::new()))
+            .collect::<Result<Vec<_>>>()?;
+        batches.sort_by_key(|b| b.id);
+        Ok(batches)
+    }
+
+    async fn mark_batch_sent(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_pool!(self, |pool, _pg| {
+            let n = sqlx::query(
+                "UPDATE command_batches SET state = 'sent', sent_at = COALESCE(sent_at, $3) \
+                 WHERE id = $1 AND session_ref = $2 AND state IN ('in_flight', 'sent')",
+            )
+            .bind(batch.0)
+            .bind(session.0)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(batch_gone!(pool, batch, session));
+            }
+            Ok(())
+        })
+    }
+
+    async fn record_outcome(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        index: u32,
+        status: StatusCode,
+        results: &[Results],
+        now: Timestamp,
+    ) -> Result<()> {
+        let json = to_json("results", results)?;
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let held: Option<i64> = sqlx::query_scalar(pick(
+                pg,
+                "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
+                 AND state IN ('in_flight', 'sent') FOR UPDATE",
+                "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
+                 AND state IN ('in_flight', 'sent')",
+            ))
+            .bind(batch.0)
+            .bind(session.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(n) = held else {
+                return Err(batch_gone!(&mut *tx, batch, session));
+            };
+            if i64::from(index) >= n {
+                return Err(StoreError::Invalid {
+                    field: "command index",
+                    reason: format!("{index} is not below the batch's {n} commands"),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, cmd_index) DO UPDATE \
+                 SET status = excluded.status, results = excluded.results, \
+                 recorded_at = excluded.recorded_at",
+            )
+            .bind(batch.0)
+            .bind(i64::from(index))
+            .bind(i64::from(status.0))
+            .bind(&json)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+            // A status proves the batch went out, even if mark_batch_sent
+            // was skipped.
+            sqlx::query(
+                "UPDATE command_batches SET state = 'sent', sent_at = COALESCE(sent_at, $2) \
+                 WHERE id = $1 AND state = 'in_flight'",
+            )
+            .bind(batch.0)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn complete_batch(
+        &self,
+        batch: BatchId,
+        session: SessionKey,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_pool!(self, |pool, _pg| {
+            let n = sqlx::query(
+                "UPDATE command_batches SET state = 'completed', finished_at = $3 \
+                 WHERE id = $1 AND session_ref = $2 AND state IN ('in_flight', 'sent')",
+            )
+            .bind(batch.0)
+            .bind(session.0)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(batch_gone!(pool, batch, session));
+            }
+            Ok(())
+        })
+    }
+
+    async fn cancel_batch(&self, batch: BatchId, now: Timestamp) -> Result<bool> {
+        with_pool!(self, |pool, _pg| {
+            // The owner cancelled it, so there is nothing to report back.
+            let n = sqlx::query(
+                "UPDATE command_batches SET state = 'cancelled', finished_at = $2, \
+                 reported_at = $2 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(batch.0)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
+    async fn batch(&self, batch: BatchId) -> Result<Option<Batch>> {
+        let row: Option<BatchRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                batch_cols!(),
+                " FROM command_batches WHERE id = $1"
+            ))
+            .bind(batch.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(self.with_outcomes(vec![r]).await?.pop()),
+        }
+    }
+
+    async fn batches_by_owner(
+        &self,
+        owner_prefix: &str,
+        after: Option<BatchId>,
+        limit: u32,
+    ) -> Result<Vec<Batch>> {
+        let rows: Vec<BatchRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                batch_cols!(),
+                " FROM command_batches WHERE substr(owner, 1, length($1)) = $1 \
+                 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            ))
+            .bind(owner_prefix)
+            .bind(after.map(|b| b.0))
+            .bind(page_limit(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        self.with_outcomes(rows).await
+    }
+
+    async fn poll_finished(
+        &self,
+        owner_prefix: &str,
+        lease: &Lease,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Batch>> {
+        check_len("lease consumer", &lease.consumer, MAX_TAG_LEN)?;
+        let rows: Vec<BatchRow> = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let rows = sqlx::query_as(pick(
+                pg,
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE finished_at IS NOT NULL AND reported_at IS NULL \
+                     AND (lease_until IS NULL OR lease_until <= $3) \
+                     AND substr(owner, 1, length($4)) = $4 ORDER BY id LIMIT $5 \
+                     FOR UPDATE SKIP LOCKED) \
+                     UPDATE command_batches SET lease_owner = $1, lease_until = $2 \
+                     WHERE id IN (SELECT id FROM picked) RETURNING ",
+                    batch_cols!()
+                ),
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE finished_at IS NOT NULL AND reported_at IS NULL \
+                     AND (lease_until IS NULL OR lease_until <= $3) \
+                     AND substr(owner, 1, length($4)) = $4 ORDER BY id LIMIT $5) \
+                     UPDATE command_batches SET lease_owner = $1, lease_until = $2 \
+                     WHERE id IN (SELECT id FROM picked) RETURNING ",
+                    batch_cols!()
+                ),
+            ))
+            .bind(&lease.consumer)
+            .bind(ts(lease.until))
+            .bind(ts(now))
+            .bind(owner_prefix)
+            .bind(page_limit(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            rows
+        });
+        self.with_outcomes(rows).await
+    }
+
+    async fn ack_finished(&self, batches: &[BatchId], now: Timestamp) -> Result<u64> {
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let mut acked = 0;
+            for b in batches {
+                acked += sqlx::query(
+                    "UPDATE command_batches SET reported_at = $2 \
+                     WHERE id = $1 AND finished_at IS NOT NULL AND reported_at IS NULL",
+                )
+                .bind(b.0)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(acked)
+        })
+    }
+}
+
+impl SqlStore {
+    /// Batches from rows, sorted by id, with their outcomes.
+    async fn with_outcomes(&self, rows: Vec<BatchRow>) -> Result<Vec<Batch>> {
+        let mut outcomes: BTreeMap<i64, Vec<CommandOutcome>> = BTreeMap::new();
+        if !rows.is_empty() {
+            let found: Vec<OutcomeRow> = with_pool!(self, |pool, _pg| {
+                let mut qb = QueryBuilder::new(
+                    "SELECT batch_id, cmd_index, status, results, recorded_at \
+                     FROM command_outcomes WHERE batch_id IN (",
+                );
+                let mut ids = qb.separated(", ");
+                for r in &rows {
+                    ids.push_bind(r.id);
+                }
+                qb.push(") ORDER BY batch_id, cmd_index");
+                qb.build_query_as().fetch_all(pool).await?
+            });
+            for o in found {
+                outcomes
+                    .entry(o.batch_id)
+                    .or_default()
+                    .push(outcome_from_row(o)?);
+            }
+        }
+        let mut batches = rows
+            .into_iter()
+            .map(|r| {
+                let o = outcomes.remove(&r.id).unwrap_or_default();
+                batch_from_row(r, o)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batches.sort_by_key(|b| b.id);
+        Ok(batches)
+    }
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String> {
+    let json =
+        serde_json::to_string(value).map_err(|source| StoreError::Serialize { what, source })?;
+    if json.len() > MAX_JSON_LEN {
+        return Err(StoreError::Invalid {
+            field: what,
+            reason: format!("{} bytes serialized, at most {MAX_JSON_LEN}", json.len()),
+        });
+    }
+    Ok(json)
+}
+
+fn batch_from_row(r: BatchRow, outcomes: Vec<CommandOutcome>) -> Result<Batch> {
+    let commands: Vec<Command> =
+        serde_json::from_str(&r.commands).map_err(|e| StoreError::Corrupt {
+            what: "command_batches.commands",
+            reason: e.to_string(),
+        })?;
+    let state = BatchState::parse(&r.state).ok_or_else(|| StoreError::Corrupt {
+        what: "command_batches.state",
+        reason: format!("unknown value {:?}", r.state),
+    })?;
+    Ok(Batch {
+        id: BatchId(r.id),
+        device_id: r.device_id,
+        owner: r.owner,
+        commands,
+        command_count: count("command_batches.command_count", r.command_count)?,
+        idempotent: r.idempotent,
+        state,
+        session: r.session_ref.map(SessionKey),
+        attempts: count("command_batches.attempts", r.attempts)?,
+        created_at: Timestamp::from_unix_millis(r.created_at),
+        claimed_at: opt_ts(r.claimed_at),
+        sent_at: opt_ts(r.sent_at),
+        finished_at: opt_ts(r.finished_at),
+        outcomes,
+    })
+}
+
+fn outcome_from_row(o: OutcomeRow) -> Result<CommandOutcome> {
+    let results: Vec<Results> =
+        serde_json::from_str(&o.results).map_err(|e| StoreError::Corrupt {
+            what: "command_outcomes.results",
+            reason: e.to_string(),
+        })?;
+    let status = u16::try_from(o.status).map_err(|_| StoreError::Corrupt {
+        what: "command_outcomes.status",
+        reason: format!("{} is not a status code", o.status),
+    })?;
+    Ok(CommandOutcome {
+        index: count("command_outcomes.cmd_index", o.cmd_index)?,
+        status: StatusCode(status),
+        results,
+        recorded_at: Timestamp::from_unix_millis(o.recorded_at),
+    })
+}
