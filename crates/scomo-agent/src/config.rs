@@ -17,6 +17,8 @@ pub struct AgentConfig {
     pub server: ServerConfig,
     /// Runtime settings.
     pub agent: RuntimeConfig,
+    /// The SCOMO client: MO placement, validation, environments, policies.
+    pub scomo: crate::scomo_client::ScomoConfig,
 }
 
 /// ./DevInfo and ./DevDetail values.
@@ -224,6 +226,9 @@ pub enum ConfigError {
     /// The TOML does not parse or has unknown keys.
     #[error("invalid configuration: {0}")]
     Syntax(String),
+    /// The `[scomo]` section has an unusable value.
+    #[error("{0}")]
+    Scomo(String),
     /// A key has an unusable value.
     #[error("invalid configuration: {key} = {value:?}: {reason}")]
     Invalid {
@@ -292,6 +297,9 @@ impl AgentConfig {
                 "must be at least 1024 bytes",
             ));
         }
+        self.scomo
+            .validate()
+            .map_err(|e| ConfigError::Scomo(e.to_string()))?;
         Ok(())
     }
 
@@ -356,6 +364,8 @@ impl AgentConfig {
         out.push_str(&format!("# Seconds between client-initiated sessions (0: only on notification).\npoll_interval_secs = {}\n", a.poll_interval_secs));
         out.push_str(&format!("# Package-0 listener: udp://ADDR:PORT or http://ADDR:PORT (empty: none).\nnotify_listen = {}\n", q(&a.notify_listen)));
         out.push_str(&format!("# Largest DM message and object this device accepts.\nmax_msg_size = {}\nmax_obj_size = {}\n", a.max_msg_size, a.max_obj_size));
+        out.push('\n');
+        out.push_str(&self.scomo.commented_toml());
         out
     }
 }

@@ -12,7 +12,7 @@ use omadm::handler::DeviceHandler;
 use omadm::Incoming;
 use omadm_tree::{ServerCtx, Tree, TreeHooks};
 use omadm_wire::model::Command;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::config::AgentConfig;
 use crate::device::{auth_configs, DeviceState, StateError};
@@ -176,7 +176,7 @@ pub async fn run(
     device: &Mutex<DeviceState>,
     kind: SessionKind,
     alerts: Vec<ClientAlert>,
-    hooks: &mut (dyn TreeHooks + Send),
+    hooks: &(dyn Fn() -> Box<dyn TreeHooks> + Sync),
 ) -> Result<SessionReport, StateError> {
     let (client_auth, server_auth) = auth_configs(config);
     let (nonces, dev_info) = {
@@ -204,7 +204,18 @@ pub async fn run(
         },
     );
     let span = tracing::info_span!("dm_session", device = %config.device.id, session = %session.session_id());
-    let _enter = span.enter();
+    exchange(http, device, &mut session, hooks)
+        .instrument(span)
+        .await
+}
+
+/// The message loop of [`run`].
+async fn exchange(
+    http: &Http,
+    device: &Mutex<DeviceState>,
+    session: &mut ClientSession,
+    hooks: &(dyn Fn() -> Box<dyn TreeHooks> + Sync),
+) -> Result<SessionReport, StateError> {
     let mut messages = 0u32;
     while let Some(req) = session.poll_transmit() {
         messages += 1;
@@ -220,9 +231,11 @@ pub async fn run(
         let mut d = lock(device);
         let now = unix_now();
         let DeviceState { tree, .. } = &mut *d;
+        // Hooks are built per message: they live only while the tree is locked.
+        let mut h = hooks();
         let mut handler = TreeHandler {
             tree,
-            hooks: &mut *hooks,
+            hooks: &mut *h,
             now,
         };
         let mut rng = |buf: &mut [u8]| fill_random(buf);

@@ -158,7 +158,11 @@ pub(crate) fn run(args: AgentArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let agent = Agent::new(config)?;
+        // Crash injection for the crash-matrix tests: abort right after the
+        // named journal step (unset in production).
+        let crash = std::env::var(scomo_agent::scomo_client::CRASH_ENV_VAR).ok();
+        let crash = scomo_agent::scomo_client::CrashMode::abort_at(crash.as_deref());
+        let agent = Agent::with_crash_mode(config, crash)?;
         if args.once {
             let report = agent.run_once().await?;
             anyhow::ensure!(

@@ -1,0 +1,546 @@
+//! Alternate download (`SCOMO.md` §6.2): HTTP(S) GET of PkgURL, streamed to
+//! a `.part` file and hashed on the way, resumed with `Range` + `If-Range`
+//! after a broken transfer or an agent restart; OMA Download OTA when
+//! PkgURL serves a download descriptor (`DLOTA.md` §3).
+//!
+//! ```text
+//!  GET PkgURL ─┬─ application/vnd.oma.dd+xml ─▶ parse DD (906/951), type (953), size (901)
+//!              │                                   └─▶ GET objectURI (Range/If-Range) ─▶ size, type (905)
+//!              └─ anything else: the package itself (Range/If-Range on resume)
+//!  … then the caller validates (SHA-256, signature) and POSTs 900 (or the
+//!  failure) to installNotifyURI.
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::{Response, StatusCode};
+use scomo::dlota::{DownloadDescriptor, InstallStatus, DD_CONTENT_TYPE, MAX_DD_SIZE};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::journal::{DownloadState, Halted};
+use super::rules::DownloadFailure;
+use super::store::has_room;
+
+/// How a download ended, when it did not complete.
+#[derive(Debug)]
+pub(crate) enum DlError {
+    /// It failed for good.
+    Fail(DownloadFailure, String),
+    /// A crash point fired.
+    Halted,
+    /// The agent is shutting down; resume later.
+    Stopped,
+}
+
+impl From<Halted> for DlError {
+    fn from(_: Halted) -> DlError {
+        DlError::Halted
+    }
+}
+
+/// What was received.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fetched {
+    pub(crate) digest: [u8; 32],
+    pub(crate) size: u64,
+}
+
+/// Download settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Downloader {
+    client: reqwest::Client,
+    pub(crate) retries: u32,
+    idle: Duration,
+    max_bytes: u64,
+    reserve: u64,
+    accepted_types: Vec<String>,
+}
+
+/// Hooks the executor gives a download.
+pub(crate) struct Progress<'a> {
+    /// Persist the state (called before bytes are written under a new
+    /// validator or URL).
+    pub(crate) journal: &'a mut (dyn FnMut(&DownloadState) -> Result<(), Halted> + Send),
+    /// Crash points.
+    pub(crate) checkpoint: &'a (dyn Fn(&str) -> Result<(), Halted> + Send + Sync),
+    /// Becomes `true` when the agent shuts down.
+    pub(crate) cancel: watch::Receiver<bool>,
+}
+
+enum Attempt {
+    Done,
+    /// Try again (resuming), after a pause.
+    Retry(DownloadFailure, String),
+}
+
+impl Downloader {
+    pub(crate) fn new(cfg: &super::config::ScomoConfig) -> Result<Downloader, String> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(cfg.download_connect_timeout_secs))
+            .read_timeout(Duration::from_secs(cfg.download_idle_timeout_secs))
+            .user_agent(concat!("scomo-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.download_ca_cert {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        Ok(Downloader {
+            client: b.build().map_err(|e| e.to_string())?,
+            retries: cfg.download_retries,
+            idle: Duration::from_secs(cfg.download_idle_timeout_secs.max(1)),
+            max_bytes: cfg.max_package_bytes,
+            reserve: cfg.reserved_space_bytes,
+            accepted_types: cfg.dd_accepted_types.clone(),
+        })
+    }
+
+    /// Downloads `st.url` (or what its descriptor points at) into `part`,
+    /// resuming what `part` already holds.
+    pub(crate) async fn fetch(
+        &self,
+        st: &mut DownloadState,
+        part: &Path,
+        p: &mut Progress<'_>,
+    ) -> Result<Fetched, DlError> {
+        let mut attempt = 0u32;
+        let mut hashing = Hashing::default();
+        loop {
+            if *p.cancel.borrow() {
+                return Err(DlError::Stopped);
+            }
+            let r = if st.object_url.is_none() {
+                self.first_contact(st, part, p, &mut hashing).await?
+            } else {
+                self.object(st, part, p, &mut hashing).await?
+            };
+            match r {
+                Attempt::Done => break,
+                Attempt::Retry(fail, why) => {
+                    if attempt >= self.retries {
+                        return Err(DlError::Fail(fail, why));
+                    }
+                    tracing::info!(url = %st.url, attempt, reason = %why, "download interrupted; resuming");
+                    let pause = Duration::from_millis(100u64 << attempt.min(6));
+                    attempt += 1;
+                    let mut cancel = p.cancel.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = cancelled(&mut cancel) => return Err(DlError::Stopped),
+                    }
+                }
+            }
+        }
+        let size = tokio::fs::metadata(part)
+            .await
+            .map_err(|e| DlError::Fail(DownloadFailure::lost(), e.to_string()))?
+            .len();
+        if let Some(dd) = &st.dd {
+            if dd.size != size {
+                return Err(DlError::Fail(
+                    DownloadFailure::mismatch(),
+                    format!(
+                        "received {size} bytes, the descriptor announced {}",
+                        dd.size
+                    ),
+                ));
+            }
+            if let Some(ct) = &st.content_type {
+                if !dd.types.iter().any(|t| same_type(t, ct)) {
+                    return Err(DlError::Fail(
+                        DownloadFailure::mismatch(),
+                        format!("object served as {ct}, the descriptor lists {:?}", dd.types),
+                    ));
+                }
+            }
+        }
+        let digest = if hashing.at == size {
+            hashing.h.finalize().into()
+        } else {
+            // Complete before this run (resumed after the last byte).
+            hash_file(part, u64::MAX, Sha256::new())
+                .await
+                .map_err(|e| DlError::Fail(DownloadFailure::lost(), e.to_string()))?
+                .finalize()
+                .into()
+        };
+        Ok(Fetched { digest, size })
+    }
+
+    /// The first GET of PkgURL: a descriptor, or the package itself.
+    async fn first_contact(
+        &self,
+        st: &mut DownloadState,
+        part: &Path,
+        p: &mut Progress<'_>,
+        hashing: &mut Hashing,
+    ) -> Result<Attempt, DlError> {
+        let resp = match self.client.get(&st.url).send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::Retry(send_failure(&e), e.to_string())),
+        };
+        if let Some(a) = status_failure(&resp)? {
+            return Ok(a);
+        }
+        let ct = header(&resp, CONTENT_TYPE);
+        if ct.as_deref().is_some_and(|t| same_type(t, DD_CONTENT_TYPE)) {
+            let body = match read_limited(resp, MAX_DD_SIZE).await {
+                Ok(b) => b,
+                Err(why) => return Ok(Attempt::Retry(DownloadFailure::lost(), why)),
+            };
+            let dd = DownloadDescriptor::parse(&body).map_err(|s| {
+                DlError::Fail(
+                    DownloadFailure::descriptor(s),
+                    format!("download descriptor: {s}"),
+                )
+            })?;
+            let object = reqwest::Url::parse(&st.url)
+                .and_then(|base| base.join(&dd.object_uri))
+                .map_err(|e| {
+                    DlError::Fail(
+                        DownloadFailure::descriptor(InstallStatus::INVALID_DESCRIPTOR),
+                        format!("objectURI {:?}: {e}", dd.object_uri),
+                    )
+                })?;
+            if !self.accepted_types.is_empty()
+                && !dd.accepts_type(|t| self.accepted_types.iter().any(|a| same_type(a, t)))
+            {
+                return Err(DlError::Fail(
+                    DownloadFailure::descriptor(InstallStatus::NON_ACCEPTABLE_CONTENT),
+                    format!("no acceptable type in {:?}", dd.types),
+                ));
+            }
+            self.check_room(dd.size, 0, part)?;
+            st.object_url = Some(object.to_string());
+            st.dd = Some(dd);
+            st.total = None;
+            st.validator = None;
+            (p.journal)(st)?;
+            return self.object(st, part, p, hashing).await;
+        }
+        st.object_url = Some(st.url.clone());
+        self.receive(resp, st, part, 0, p, hashing).await
+    }
+
+    /// GET of the object, resuming what `part` holds.
+    async fn object(
+        &self,
+        st: &mut DownloadState,
+        part: &Path,
+        p: &mut Progress<'_>,
+        hashing: &mut Hashing,
+    ) -> Result<Attempt, DlError> {
+        let url = st.object_url.clone().unwrap_or_else(|| st.url.clone());
+        let have = tokio::fs::metadata(part)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if have > 0 && st.total == Some(have) {
+            return Ok(Attempt::Done);
+        }
+        let mut req = self.client.get(&url);
+        if have > 0 {
+            req = req.header(RANGE, format!("bytes={have}-"));
+            if let Some(v) = &st.validator {
+                req = req.header(IF_RANGE, v.as_str());
+            }
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::Retry(send_failure(&e), e.to_string())),
+        };
+        if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            // Our partial file does not fit the object any more: start over.
+            truncate(part).await?;
+            return Ok(Attempt::Retry(
+                DownloadFailure::lost(),
+                "range not satisfiable; restarting".into(),
+            ));
+        }
+        if let Some(a) = status_failure(&resp)? {
+            return Ok(a);
+        }
+        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            match content_range_start(&resp) {
+                Some(s) if s == have => have,
+                _ => {
+                    truncate(part).await?;
+                    return Ok(Attempt::Retry(
+                        DownloadFailure::lost(),
+                        "unexpected Content-Range; restarting".into(),
+                    ));
+                }
+            }
+        } else {
+            0
+        };
+        self.receive(resp, st, part, start, p, hashing).await
+    }
+
+    fn check_room(&self, total: u64, have: u64, part: &Path) -> Result<(), DlError> {
+        if total > self.max_bytes {
+            return Err(DlError::Fail(
+                DownloadFailure::no_space(),
+                format!(
+                    "package of {total} bytes is over the {} limit",
+                    self.max_bytes
+                ),
+            ));
+        }
+        let dir = part.parent().unwrap_or(Path::new("."));
+        if !has_room(dir, total.saturating_sub(have), self.reserve) {
+            return Err(DlError::Fail(
+                DownloadFailure::no_space(),
+                format!("no room for {total} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Streams a 200/206 body into `part` from offset `start`.
+    async fn receive(
+        &self,
+        mut resp: Response,
+        st: &mut DownloadState,
+        part: &Path,
+        start: u64,
+        p: &mut Progress<'_>,
+        hashing: &mut Hashing,
+    ) -> Result<Attempt, DlError> {
+        let remaining = resp.content_length();
+        let total = remaining.map(|r| r.saturating_add(start));
+        let validator = header(&resp, ETAG)
+            .filter(|e| !e.starts_with("W/"))
+            .or_else(|| header(&resp, LAST_MODIFIED));
+        if let Some(t) = total {
+            self.check_room(t, start, part)?;
+        }
+        let changed = st.total != total
+            || st.validator != validator
+            || (start == 0 && st.content_type != header(&resp, CONTENT_TYPE));
+        if changed {
+            st.total = total;
+            st.validator = validator;
+            st.content_type = header(&resp, CONTENT_TYPE);
+            (p.journal)(st)?;
+        }
+        let mut file = if start == 0 {
+            tokio::fs::File::create(part).await
+        } else {
+            tokio::fs::OpenOptions::new().append(true).open(part).await
+        }
+        .map_err(|e| io_failure(&e))?;
+        // Hash while streaming; after a restart, hash what is already there.
+        if hashing.at != start {
+            let h = hash_file(part, start, Sha256::new())
+                .await
+                .map_err(|e| io_failure(&e))?;
+            *hashing = Hashing { h, at: start };
+        }
+        let mut written = start;
+        let mut first = true;
+        let mut cancel = p.cancel.clone();
+        loop {
+            let chunk = tokio::select! {
+                c = tokio::time::timeout(self.idle, resp.chunk()) => c,
+                () = cancelled(&mut cancel) => {
+                    let _ = file.sync_all().await;
+                    return Err(DlError::Stopped);
+                }
+            };
+            let chunk = match chunk {
+                Err(_) => {
+                    let _ = file.sync_all().await;
+                    return Ok(Attempt::Retry(
+                        DownloadFailure::lost(),
+                        "download stalled".into(),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let _ = file.sync_all().await;
+                    return Ok(Attempt::Retry(DownloadFailure::lost(), e.to_string()));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            written = written.saturating_add(chunk.len() as u64);
+            if written > self.max_bytes {
+                return Err(DlError::Fail(
+                    DownloadFailure::no_space(),
+                    format!("package is over the {} byte limit", self.max_bytes),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(|e| io_failure(&e))?;
+            hashing.h.update(&chunk);
+            hashing.at = written;
+            if first {
+                first = false;
+                file.flush().await.map_err(|e| io_failure(&e))?;
+                file.sync_data().await.map_err(|e| io_failure(&e))?;
+                (p.checkpoint)("download-chunk")?;
+            }
+        }
+        file.sync_all().await.map_err(|e| io_failure(&e))?;
+        if let Some(t) = total {
+            if written != t {
+                return Ok(Attempt::Retry(
+                    DownloadFailure::lost(),
+                    format!("got {written} of {t} bytes"),
+                ));
+            }
+        }
+        if st.total.is_none() {
+            st.total = Some(written);
+            (p.journal)(st)?;
+        }
+        Ok(Attempt::Done)
+    }
+
+    /// POSTs an install-notify status (`DLOTA.md` §3 step 8), a few times
+    /// if it does not get through. Returns whether a 2xx came back.
+    pub(crate) async fn notify(&self, uri: &str, status: InstallStatus) -> bool {
+        for attempt in 0..3u32 {
+            let r = self
+                .client
+                .post(uri)
+                .header(CONTENT_TYPE, "text/plain")
+                .body(status.body())
+                .send()
+                .await;
+            match r {
+                Ok(resp) if resp.status().is_success() => return true,
+                Ok(resp) => {
+                    tracing::warn!(uri, status = %resp.status(), "install-notify refused");
+                }
+                Err(e) => tracing::warn!(uri, error = %e, "install-notify failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(100u64 << attempt)).await;
+        }
+        false
+    }
+}
+
+/// Completes once the agent shuts down.
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|c| *c).await.is_err() {
+        // The sender is gone: nobody can cancel any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A failed request: connection problems are "unavailable" (1501).
+fn send_failure(e: &reqwest::Error) -> DownloadFailure {
+    if e.is_connect() || e.is_timeout() {
+        DownloadFailure::unreachable()
+    } else {
+        DownloadFailure::lost()
+    }
+}
+
+/// An error status: final for 4xx, retried for 5xx (then 1500).
+fn status_failure(resp: &Response) -> Result<Option<Attempt>, DlError> {
+    let s = resp.status();
+    if s.is_success() {
+        return Ok(None);
+    }
+    let fail = DownloadFailure::http(s.as_u16());
+    let why = format!("{} answered {s}", resp.url());
+    if s.is_server_error() {
+        Ok(Some(Attempt::Retry(fail, why)))
+    } else {
+        Err(DlError::Fail(fail, why))
+    }
+}
+
+fn io_failure(e: &std::io::Error) -> DlError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        DlError::Fail(DownloadFailure::no_space(), e.to_string())
+    } else {
+        DlError::Fail(DownloadFailure::lost(), e.to_string())
+    }
+}
+
+fn header(resp: &Response, name: reqwest::header::HeaderName) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// The first byte of a `Content-Range: bytes A-B/T`.
+fn content_range_start(resp: &Response) -> Option<u64> {
+    let v = header(resp, CONTENT_RANGE)?;
+    let range = v.strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+/// Whether two media types are the same, ignoring parameters and case.
+fn same_type(a: &str, b: &str) -> bool {
+    let base = |s: &str| {
+        s.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    base(a) == base(b)
+}
+
+async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(c) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + c.len() > limit {
+            return Err(format!("descriptor larger than {limit} bytes"));
+        }
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+async fn truncate(part: &Path) -> Result<(), DlError> {
+    match tokio::fs::remove_file(part).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_failure(&e)),
+        _ => Ok(()),
+    }
+}
+
+/// The running SHA-256 of the `.part` file and how many bytes it covers.
+#[derive(Clone, Default)]
+struct Hashing {
+    h: Sha256,
+    at: u64,
+}
+
+/// Feeds the first `limit` bytes of `path` into `h`.
+async fn hash_file(path: &Path, limit: u64, mut h: Sha256) -> std::io::Result<Sha256> {
+    let f = tokio::fs::File::open(path).await?;
+    let mut f = f.take(limit);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert!(same_type(
+            "application/vnd.oma.dd+xml; charset=utf-8",
+            DD_CONTENT_TYPE
+        ));
+        assert!(!same_type("text/plain", DD_CONTENT_TYPE));
+    }
+}
