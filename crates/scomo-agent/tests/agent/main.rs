@@ -302,6 +302,31 @@ async fn wrong_password_fails_and_runs_nothing() {
 
 #[tokio::test]
 async fn package_0_over_udp_starts_a_server_initiated_session() {
+    package_0_starts_a_session("udp://127.0.0.1:0").await;
+}
+
+#[tokio::test]
+async fn package_0_over_http_post_starts_a_server_initiated_session() {
+    package_0_starts_a_session("http://127.0.0.1:0").await;
+}
+
+async fn send_notification(listen_url: &str, bytes: Vec<u8>) {
+    if let Some(addr) = listen_url.strip_prefix("udp://") {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.send_to(&bytes, addr).await.unwrap();
+    } else {
+        let resp = reqwest::Client::new()
+            .post(listen_url)
+            .header("content-type", "application/vnd.syncml.notification")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+    }
+}
+
+async fn package_0_starts_a_session(listen: &str) {
     let mini = Arc::new(Mutex::new(Mini {
         account: Some(account(AuthType::Md5, "client-secret")),
         commands: vec![Command::Get(item_cmd("./DevInfo/DevId", None))],
@@ -310,10 +335,10 @@ async fn package_0_over_udp_starts_a_server_initiated_session() {
     let url = start(mini.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&url, dir.path(), AuthKind::Md5, EncodingKind::Xml);
-    cfg.agent.notify_listen = "udp://127.0.0.1:0".into();
+    cfg.agent.notify_listen = listen.into();
     let agent = Arc::new(Agent::new(cfg).unwrap());
     let listener = agent.bind_notify().await.unwrap().unwrap();
-    let target = listener.url().trim_start_matches("udp://").to_owned();
+    let target = listener.url();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = {
         let agent = agent.clone();
@@ -325,17 +350,16 @@ async fn package_0_over_udp_starts_a_server_initiated_session() {
                 .await
         })
     };
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     // A forged notification (wrong server password) is ignored...
     let bad = Notification::new(0x0BAD, SERVER_ID)
         .encode(&Credentials::new(SERVER_ID, "wrong"), b"")
         .unwrap();
-    sock.send_to(&bad, &target).await.unwrap();
+    send_notification(&target, bad).await;
     // ...the genuine one (the agent has no nonce yet: the empty nonce) starts a session.
     let good = Notification::new(0x1234, SERVER_ID)
         .encode(&Credentials::new(SERVER_ID, "server-secret"), b"")
         .unwrap();
-    sock.send_to(&good, &target).await.unwrap();
+    send_notification(&target, good).await;
     // The server signals the Results; the timeout only bounds a failure.
     let got = mini.lock().unwrap().got_results.clone();
     tokio::time::timeout(std::time::Duration::from_secs(30), got.notified())
