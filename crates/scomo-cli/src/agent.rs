@@ -152,8 +152,9 @@ pub(crate) fn run(args: AgentArgs) -> Result<()> {
         println!("configuration is valid");
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread is plenty for a device (sessions never overlap; file work
+    // goes to the blocking pool) and keeps the idle footprint small.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
