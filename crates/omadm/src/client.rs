@@ -370,7 +370,23 @@ impl ClientSession {
         &self.session_id
     }
 
-    /// The nonces to persist (DMAcc AAuthData of CLCRED and SRVCRED).
+    /// The server nonce still accepted beside the current one (the one
+    /// before the last rotation), to persist beside [`ClientSession::nonces`].
+    pub fn previous_server_nonce(&self) -> Option<&Nonce> {
+        self.verifier.previous()
+    }
+
+    /// Restores the server nonce that was current before the last rotation
+    /// (persisted by the runtime with [`ClientSession::previous_server_nonce`]):
+    /// the server may not have received the rotation, so it is accepted until
+    /// the server proves itself with the new one. Call before the first
+    /// message is handled.
+    pub fn set_previous_server_nonce(&mut self, nonce: Option<Nonce>) {
+        self.verifier.set_previous(nonce);
+    }
+
+    /// The nonces to persist (DMAcc AAuthData of CLCRED and SRVCRED; also
+    /// reported by [`ClientEvent::NoncesChanged`]).
     pub fn nonces(&self) -> &NonceState {
         &self.nonces
     }

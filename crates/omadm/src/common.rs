@@ -202,6 +202,12 @@ pub(crate) struct Verifier {
     /// message carrying it is built ([`Verifier::commit`]), so a session
     /// that ends without sending it keeps the nonce the peer knows.
     pending: Option<Nonce>,
+    /// The nonce before the last rotation. The message carrying a new
+    /// nonce may never have reached the peer (a transport failure, the
+    /// device killed mid-session); until the peer proves itself with the new
+    /// one, the previous one is accepted too, so one lost message cannot
+    /// lock the two sides out of each other for good.
+    previous: Option<Nonce>,
     state: VerifyState,
     per_message: bool,
     failures: u32,
@@ -223,6 +229,7 @@ impl Verifier {
             expected,
             nonce,
             pending: None,
+            previous: None,
             state: VerifyState::Pending,
             per_message,
             failures: 0,
@@ -235,6 +242,16 @@ impl Verifier {
 
     pub(crate) fn nonce(&self) -> &Nonce {
         &self.nonce
+    }
+
+    /// The nonce still accepted beside the current one, if any.
+    pub(crate) fn previous(&self) -> Option<&Nonce> {
+        self.previous.as_ref()
+    }
+
+    /// Restores the previous nonce persisted by the runtime.
+    pub(crate) fn set_previous(&mut self, previous: Option<Nonce>) {
+        self.previous = previous.filter(|p| *p != self.nonce);
     }
 
     /// Whether the peer is authenticated, or no DM-level check is configured.
@@ -273,24 +290,31 @@ impl Verifier {
             };
         }
         let want = expected.auth_type;
-        let outcome = match want {
+        let check = |nonce: &Nonce| match want {
             AuthType::Hmac => match hmac.map(HmacHeader::parse) {
                 None => None,
                 Some(Ok(h)) => Some(auth::verify_hmac(
                     &h,
                     body,
                     &expected.credentials,
-                    self.nonce.as_bytes(),
+                    nonce.as_bytes(),
                 )),
                 Some(Err(_)) => Some(false),
             },
             _ => match &header.cred {
                 None => None,
-                Some(c) => {
-                    Some(cred_type(c) == Some(want) && check_cred(c, &expected, &self.nonce))
-                }
+                Some(c) => Some(cred_type(c) == Some(want) && check_cred(c, &expected, nonce)),
             },
         };
+        let mut outcome = check(&self.nonce);
+        if outcome == Some(true) {
+            // The peer has the current nonce: the previous one is done.
+            self.previous = None;
+        } else if outcome == Some(false) {
+            if let Some(prev) = &self.previous {
+                outcome = check(prev);
+            }
+        }
         match outcome {
             Some(true) => {
                 let fresh = self.state == VerifyState::Pending;
@@ -376,7 +400,10 @@ impl Verifier {
     /// the one the peer must use.
     pub(crate) fn commit(&mut self) {
         if let Some(n) = self.pending.take() {
-            self.nonce = n;
+            let old = std::mem::replace(&mut self.nonce, n);
+            if !old.is_empty() {
+                self.previous = Some(old);
+            }
         }
     }
 }
@@ -576,6 +603,57 @@ mod tests {
             }
         ));
         assert!(v.trusted());
+    }
+
+    #[test]
+    fn verifier_accepts_the_previous_nonce_until_the_new_one_is_used() {
+        let creds = Credentials::new("srv", "pw");
+        let cfg = AuthConfig::new(AuthType::Md5, creds.clone());
+        let n1 = Nonce::from_bytes(b"n1".to_vec());
+        let mut v = Verifier::new(Some(cfg.clone()), n1.clone(), false, 2, 16);
+        let mut r = rng();
+        let ok = creds.cred(AuthType::Md5, n1.as_bytes()).unwrap();
+        let Verdict::Ok {
+            chal: Some(chal), ..
+        } = v.verify(&hdr(ok), None, b"", &mut r)
+        else {
+            panic!("n1 must verify")
+        };
+        v.commit(); // The message carrying n2 is sent...
+        let n2 = Nonce::from_b64(chal.meta.next_nonce.as_deref().unwrap()).unwrap();
+        assert_eq!((v.nonce(), v.previous()), (&n2, Some(&n1)));
+        // ...but never arrived: next session, the peer still uses n1.
+        let mut next = Verifier::new(Some(cfg.clone()), n2.clone(), false, 2, 16);
+        next.set_previous(Some(n1.clone()));
+        let old = creds.cred(AuthType::Md5, n1.as_bytes()).unwrap();
+        assert!(matches!(
+            next.verify(&hdr(old), None, b"", &mut r),
+            Verdict::Ok { .. }
+        ));
+        // Once the peer proves itself with the current nonce, the previous
+        // one is no longer accepted.
+        let mut later = Verifier::new(Some(cfg), n2.clone(), false, 2, 16);
+        later.set_previous(Some(n1.clone()));
+        let new = creds.cred(AuthType::Md5, n2.as_bytes()).unwrap();
+        assert!(matches!(
+            later.verify(&hdr(new), None, b"", &mut r),
+            Verdict::Ok { .. }
+        ));
+        assert_eq!(later.previous(), None);
+        // A nonce that is neither is refused.
+        let mut v3 = Verifier::new(
+            Some(AuthConfig::new(AuthType::Md5, creds.clone())),
+            n2,
+            false,
+            2,
+            16,
+        );
+        v3.set_previous(Some(n1));
+        let stale = creds.cred(AuthType::Md5, b"n0").unwrap();
+        assert!(matches!(
+            v3.verify(&hdr(stale), None, b"", &mut r),
+            Verdict::Challenge { .. }
+        ));
     }
 
     #[test]

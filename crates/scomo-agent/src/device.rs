@@ -52,6 +52,12 @@ pub struct DeviceState {
     /// The tree.
     pub tree: Tree,
     path: PathBuf,
+    /// The server nonce before the last rotation, still accepted until the
+    /// server uses the new one (`omadm` explains why); kept beside the tree.
+    previous_server_nonce: Option<Nonce>,
+    previous_path: PathBuf,
+    /// What `previous_path` holds, to write it only when it changes.
+    previous_on_disk: Option<Nonce>,
 }
 
 impl DeviceState {
@@ -82,7 +88,21 @@ impl DeviceState {
             }
             None => Tree::default(),
         };
-        let mut state = DeviceState { tree, path };
+        let previous_path = data_dir.join("server-nonce.prev");
+        let previous_server_nonce = persist::read_optional(&previous_path)
+            .map_err(|source| StateError::Io {
+                path: previous_path.clone(),
+                source,
+            })?
+            .filter(|b| !b.is_empty())
+            .map(Nonce::from_bytes);
+        let mut state = DeviceState {
+            tree,
+            path,
+            previous_on_disk: previous_server_nonce.clone(),
+            previous_server_nonce,
+            previous_path,
+        };
         state.apply_config(config)?;
         state.save()?;
         Ok(state)
@@ -149,8 +169,29 @@ impl DeviceState {
         Ok(())
     }
 
-    /// Writes the tree to disk (temp file, fsync, rename).
-    pub fn save(&self) -> Result<(), StateError> {
+    /// The server nonce still accepted beside the current one.
+    pub fn previous_server_nonce(&self) -> Option<Nonce> {
+        self.previous_server_nonce.clone()
+    }
+
+    /// Records the server nonce still accepted beside the current one
+    /// (written at the next [`DeviceState::save`]).
+    pub fn set_previous_server_nonce(&mut self, nonce: Option<Nonce>) {
+        self.previous_server_nonce = nonce;
+    }
+
+    /// Writes the tree to disk (temp file, fsync, rename), and the previous
+    /// server nonce before it.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        let prev = self
+            .previous_server_nonce
+            .as_ref()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default();
+        persist::write_atomic(&self.previous_path, &prev).map_err(|source| StateError::Io {
+            path: self.previous_path.clone(),
+            source,
+        })?;
         let bytes = serde_json::to_vec(&self.tree).map_err(|e| StateError::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),

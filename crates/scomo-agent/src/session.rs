@@ -194,6 +194,7 @@ pub async fn run(
     cfg.max_msg_size = u64::from(config.agent.max_msg_size);
     cfg.max_obj_size = Some(config.agent.max_obj_size);
     cfg.assumed_server_max_msg_size = Some(u64::from(config.agent.max_msg_size));
+    let previous = lock(device).previous_server_nonce();
     let mut session = ClientSession::new(
         cfg,
         SessionStart {
@@ -203,6 +204,7 @@ pub async fn run(
             nonces,
         },
     );
+    session.set_previous_server_nonce(previous);
     let span = tracing::info_span!("dm_session", device = %config.device.id, session = %session.session_id());
     exchange(http, device, &mut session, hooks)
         .instrument(span)
@@ -219,6 +221,10 @@ async fn exchange(
     let mut messages = 0u32;
     while let Some(req) = session.poll_transmit() {
         messages += 1;
+        // A nonce we issue takes effect as the message carrying it is built:
+        // save it before the message leaves, so a crash after the server
+        // has it cannot leave us expecting the old one.
+        persist_events(session, &mut lock(device))?;
         debug!(msg = messages, bytes = req.body.len(), url = %req.url, "sending");
         let reply = match http.post(&req).await {
             Ok(r) => r,
@@ -251,14 +257,7 @@ async fn exchange(
         if let Err(e) = result {
             warn!("session error: {e}");
         }
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                ClientEvent::NoncesChanged(n) => d.set_nonces(&n)?,
-                ClientEvent::Ended(outcome) => debug!(?outcome, "session ended"),
-                other => debug!(?other, "session event"),
-            }
-        }
-        d.save()?;
+        persist_events(session, &mut d)?;
     }
     let outcome = session
         .outcome()
@@ -271,6 +270,20 @@ async fn exchange(
         alerts: session.alert_report(),
         messages,
     })
+}
+
+/// Applies the session's events to the device state and saves it: new
+/// nonces, and the server nonce still accepted beside the current one.
+fn persist_events(session: &mut ClientSession, d: &mut DeviceState) -> Result<(), StateError> {
+    while let Some(ev) = session.poll_event() {
+        match ev {
+            ClientEvent::NoncesChanged(n) => d.set_nonces(&n)?,
+            ClientEvent::Ended(outcome) => debug!(?outcome, "session ended"),
+            other => debug!(?other, "session event"),
+        }
+    }
+    d.set_previous_server_nonce(session.previous_server_nonce().cloned());
+    d.save()
 }
 
 /// Locks the device state; a panic in another holder does not poison the
