@@ -125,6 +125,21 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
 
     /// The character content of the element just opened.
     fn text(&mut self, element: &'static str) -> Result<String> {
+        Ok(self.text_cow(element)?.into_owned())
+    }
+
+    /// The character content without leading and trailing whitespace,
+    /// allocated once.
+    fn trimmed(&mut self, element: &'static str) -> Result<String> {
+        Ok(match self.text_cow(element)? {
+            Cow::Owned(s) if s.trim().len() == s.len() => s,
+            t => t.trim().to_owned(),
+        })
+    }
+
+    /// The character content, borrowed from the input when it came in one
+    /// piece.
+    fn text_cow(&mut self, element: &'static str) -> Result<Cow<'a, str>> {
         let mut out: Option<Cow<'a, str>> = None;
         loop {
             match self.next()? {
@@ -143,7 +158,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                     out.get_or_insert(Cow::Borrowed("")).to_mut().push_str(s);
                 }
                 Event::Start(_) | Event::StartUnknown(_) => self.skip()?,
-                Event::End => return Ok(out.map(Cow::into_owned).unwrap_or_default()),
+                Event::End => return Ok(out.unwrap_or(Cow::Borrowed(""))),
                 Event::Eof => {
                     return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{element}>"))))
                 }
@@ -152,7 +167,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     }
 
     fn number<T: std::str::FromStr>(&mut self, element: &'static str) -> Result<T> {
-        let text = self.text(element)?;
+        let text = self.text_cow(element)?;
         text.trim().parse().map_err(|_| {
             self.error(DecodeErrorKind::InvalidValue {
                 element,
@@ -188,13 +203,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         let mut hdr = SyncHdr::new("", 0, Location::default(), Location::default());
         self.children("SyncHdr", |p, t| {
             match t {
-                Tag::VER_DTD => ver_dtd = Some(p.text("VerDTD")?.trim().to_owned()),
-                Tag::VER_PROTO => ver_proto = Some(p.text("VerProto")?.trim().to_owned()),
-                Tag::SESSION_ID => session_id = Some(p.text("SessionID")?.trim().to_owned()),
+                Tag::VER_DTD => ver_dtd = Some(p.trimmed("VerDTD")?),
+                Tag::VER_PROTO => ver_proto = Some(p.trimmed("VerProto")?),
+                Tag::SESSION_ID => session_id = Some(p.trimmed("SessionID")?),
                 Tag::MSG_ID => msg_id = Some(p.number("MsgID")?),
                 Tag::TARGET => target = Some(p.location("Target")?),
                 Tag::SOURCE => source = Some(p.location("Source")?),
-                Tag::RESP_URI => hdr.resp_uri = Some(p.text("RespURI")?.trim().to_owned()),
+                Tag::RESP_URI => hdr.resp_uri = Some(p.trimmed("RespURI")?),
                 Tag::NO_RESP => {
                     hdr.no_resp = true;
                     p.skip()?;
@@ -219,8 +234,8 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         let mut loc = Location::default();
         self.children(element, |p, t| {
             match t {
-                Tag::LOC_URI => loc_uri = Some(p.text("LocURI")?.trim().to_owned()),
-                Tag::LOC_NAME => loc.loc_name = Some(p.text("LocName")?.trim().to_owned()),
+                Tag::LOC_URI => loc_uri = Some(p.trimmed("LocURI")?),
+                Tag::LOC_NAME => loc.loc_name = Some(p.trimmed("LocName")?),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -239,7 +254,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         self.children("Cred", |p, t| {
             match t {
                 Tag::META => cred.meta = Some(p.meta()?),
-                Tag::DATA => cred.data = p.text("Data")?.trim().to_owned(),
+                Tag::DATA => cred.data = p.trimmed("Data")?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -268,12 +283,14 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn meta_into(&mut self, meta: &mut Meta, element: &'static str) -> Result<()> {
         self.children(element, |p, t| {
             match t {
-                Tag::FORMAT => meta.format = Some(normalize_format(p.text("Format")?)),
-                Tag::TYPE => meta.r#type = Some(xml_form_type(p.text("Type")?.trim()).into()),
-                Tag::MARK => meta.mark = Some(p.text("Mark")?.trim().to_owned()),
+                Tag::FORMAT => meta.format = Some(normalize_format(&p.text_cow("Format")?)),
+                Tag::TYPE => {
+                    meta.r#type = Some(xml_form_type(p.text_cow("Type")?.trim()).to_owned())
+                }
+                Tag::MARK => meta.mark = Some(p.trimmed("Mark")?),
                 Tag::SIZE => meta.size = Some(p.number("Size")?),
-                Tag::NEXT_NONCE => meta.next_nonce = Some(p.text("NextNonce")?.trim().to_owned()),
-                Tag::VERSION => meta.version = Some(p.text("Version")?.trim().to_owned()),
+                Tag::NEXT_NONCE => meta.next_nonce = Some(p.trimmed("NextNonce")?),
+                Tag::VERSION => meta.version = Some(p.trimmed("Version")?),
                 Tag::MAX_MSG_SIZE => meta.max_msg_size = Some(p.number("MaxMsgSize")?),
                 Tag::MAX_OBJ_SIZE => meta.max_obj_size = Some(p.number("MaxObjSize")?),
                 Tag::EMI => meta.emi.push(p.text("EMI")?),
@@ -335,7 +352,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::NO_RESP => flag(p, &mut c.no_resp)?,
                 Tag::ARCHIVE => flag(p, &mut c.archive)?,
                 Tag::SFT_DEL => flag(p, &mut c.sft_del)?,
-                Tag::LANG => c.lang = Some(p.text("Lang")?.trim().to_owned()),
+                Tag::LANG => c.lang = Some(p.trimmed("Lang")?),
                 Tag::CRED => c.cred = Some(p.cred()?),
                 Tag::META => c.meta = Some(p.meta()?),
                 Tag::ITEM => raw_items.push(p.item()?),
@@ -359,7 +376,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::NO_RESP => flag(p, &mut a.no_resp)?,
                 Tag::CRED => a.cred = Some(p.cred()?),
                 Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
-                Tag::CORRELATOR => a.correlator = Some(p.text("Correlator")?.trim().to_owned()),
+                Tag::CORRELATOR => a.correlator = Some(p.trimmed("Correlator")?),
                 Tag::ITEM => raw_items.push(p.item()?),
                 _ => return Ok(false),
             }
@@ -380,7 +397,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::NO_RESP => flag(p, &mut e.no_resp)?,
                 Tag::CRED => e.cred = Some(p.cred()?),
                 Tag::META => e.meta = Some(p.meta()?),
-                Tag::CORRELATOR => e.correlator = Some(p.text("Correlator")?.trim().to_owned()),
+                Tag::CORRELATOR => e.correlator = Some(p.trimmed("Correlator")?),
                 Tag::ITEM => raw_items.push(p.item()?),
                 _ => return Ok(false),
             }
@@ -430,9 +447,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
                 Tag::MSG_REF => s.msg_ref = Some(p.number("MsgRef")?),
                 Tag::CMD_REF => s.cmd_ref = p.number("CmdRef")?,
-                Tag::CMD => cmd = Some(p.text("Cmd")?.trim().to_owned()),
-                Tag::TARGET_REF => s.target_refs.push(p.text("TargetRef")?.trim().to_owned()),
-                Tag::SOURCE_REF => s.source_refs.push(p.text("SourceRef")?.trim().to_owned()),
+                Tag::CMD => cmd = Some(p.trimmed("Cmd")?),
+                Tag::TARGET_REF => s.target_refs.push(p.trimmed("TargetRef")?),
+                Tag::SOURCE_REF => s.source_refs.push(p.trimmed("SourceRef")?),
                 Tag::CRED => s.cred = Some(p.cred()?),
                 Tag::CHAL => s.chal = Some(p.chal()?),
                 Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
@@ -458,8 +475,8 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::MSG_REF => r.msg_ref = Some(p.number("MsgRef")?),
                 Tag::CMD_REF => cmd_ref = Some(p.number("CmdRef")?),
                 Tag::META => r.meta = Some(p.meta()?),
-                Tag::TARGET_REF => r.target_ref = Some(p.text("TargetRef")?.trim().to_owned()),
-                Tag::SOURCE_REF => r.source_ref = Some(p.text("SourceRef")?.trim().to_owned()),
+                Tag::TARGET_REF => r.target_ref = Some(p.trimmed("TargetRef")?),
+                Tag::SOURCE_REF => r.source_ref = Some(p.trimmed("SourceRef")?),
                 Tag::ITEM => raw_items.push(p.item()?),
                 _ => return Ok(false),
             }
@@ -704,8 +721,9 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
             // WBXML peer can send. A character reference keeps them (our
             // reader and other lenient parsers take it back) instead of
             // dropping data; strict XML 1.0 parsers refuse it, as they would
-            // the raw byte.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
+            // the raw byte. Except NUL: our reader (quick-xml) refuses
+            // `&#0;` but takes the raw byte, and a raw NUL at least round-trips.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\0') => {
                 out.push_str(&format!("&#{};", c as u32));
             }
             c => out.push(c),
@@ -718,7 +736,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// Lower-cases the standard format names (`Chr` → `chr`, `QUIRKS.md`).
-fn normalize_format(f: String) -> String {
+fn normalize_format(f: &str) -> String {
     const KNOWN: [&str; 11] = [
         "b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float",
     ];
@@ -1283,6 +1301,15 @@ mod tests {
         assert_eq!(first_data(&msg), &Data::Text("a\u{1}b\u{1b}c".into()));
         let xml = String::from_utf8(encode_xml(&msg)).unwrap();
         assert!(xml.contains("a&#1;b&#27;c"), "{xml}");
+        assert_stable(&msg);
+    }
+
+    // Fuzz finding: NUL written as `&#0;`, which our own reader refuses.
+    #[test]
+    fn nul_survives_xml() {
+        let input = wbxml_with_data(&[0xC3, 0x02, 0x00, b'S']);
+        let msg = decode_wbxml(&input, &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Text("\0S".into()));
         assert_stable(&msg);
     }
 

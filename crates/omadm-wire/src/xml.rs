@@ -13,8 +13,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use quick_xml::events::{BytesStart, Event as XEvent};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 
 use crate::builder::escape_into;
 use crate::error::{DecodeError, DecodeErrorKind, Limits};
@@ -24,22 +23,41 @@ use crate::tag::{Page, Tag};
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The namespace an element resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ns {
     Known(Page),
     Other,
     Unbound,
-    UnknownPrefix(String),
+}
+
+/// A namespace declaration in scope: `xmlns` (empty prefix) or `xmlns:p`.
+///
+/// The reader keeps these itself rather than use quick-xml's `NsReader`,
+/// whose general resolver cost a quarter of the decode time; a message
+/// declares a handful, and only the page (or "another namespace") matters.
+#[derive(Debug)]
+struct Binding {
+    /// Depth of the element that declared it (its index in `pages`).
+    depth: usize,
+    prefix: Vec<u8>,
+    ns: Ns,
 }
 
 /// Reads XML into [`Event`]s.
 pub struct XmlReader<'a> {
-    reader: NsReader<&'a [u8]>,
+    reader: Reader<&'a [u8]>,
     budget: Budget,
     /// Offset of the reader's input in the caller's input (the BOM).
     base: usize,
     /// Code page of each open element (`None` for unknown elements, which
-    /// keep their parent's page for lookups).
-    pages: Vec<(Option<Page>, &'static str)>,
+    /// keep their parent's page for lookups), and its tag for messages.
+    pages: Vec<(Option<Page>, Option<Tag>)>,
+    /// Namespaces already resolved to a page. A message uses two or three,
+    /// so this saves a case-insensitive comparison per element; bounded, so
+    /// a hostile input with many namespaces only misses the cache.
+    namespaces: Vec<(Vec<u8>, Option<Page>)>,
+    /// Namespace declarations in scope, innermost last.
+    bindings: Vec<Binding>,
     /// A fragment may have several roots and text at top level.
     fragment: bool,
     done: bool,
@@ -75,7 +93,7 @@ impl<'a> XmlReader<'a> {
             Some(rest) => (BOM.len(), rest),
             None => (0, input),
         };
-        let mut reader = NsReader::from_reader(body);
+        let mut reader = Reader::from_reader(body);
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = true;
@@ -86,6 +104,8 @@ impl<'a> XmlReader<'a> {
             budget,
             base,
             pages: Vec::new(),
+            namespaces: Vec::new(),
+            bindings: Vec::new(),
             fragment,
             done: false,
             root_closed: false,
@@ -101,27 +121,77 @@ impl<'a> XmlReader<'a> {
         self.err(DecodeErrorKind::Xml(e.to_string()))
     }
 
-    fn start(&mut self, ns: Ns, e: &BytesStart<'a>) -> Result<Event<'a>, DecodeError> {
+    /// Takes in the namespace declarations of an element at `depth`, and
+    /// says whether it declares the default namespace.
+    fn declare(&mut self, e: &BytesStart<'a>, depth: usize) -> bool {
+        if e.attributes_raw().trim_ascii().is_empty() {
+            return false;
+        }
+        let mut default = false;
+        for a in e.attributes().flatten() {
+            let prefix = match a.key.as_ref().strip_prefix(b"xmlns") {
+                Some([]) => &[][..],
+                Some([b':', prefix @ ..]) => prefix,
+                _ => continue,
+            };
+            default |= prefix.is_empty();
+            let ns = if a.value.trim_ascii().is_empty() {
+                Ns::Unbound
+            } else {
+                match page_of(&mut self.namespaces, &a.value) {
+                    Some(p) => Ns::Known(p),
+                    None => Ns::Other,
+                }
+            };
+            self.bindings.push(Binding {
+                depth,
+                prefix: prefix.to_vec(),
+                ns,
+            });
+        }
+        default
+    }
+
+    /// The namespace of an element with this prefix (empty: none), by the
+    /// innermost declaration in scope.
+    fn resolve(&self, prefix: &[u8]) -> Option<Ns> {
+        match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
+            Some(b) => Some(b.ns),
+            None if prefix.is_empty() => Some(Ns::Unbound),
+            // Bound by definition (Namespaces in XML 1.0 §3).
+            None if prefix == b"xml" => Some(Ns::Other),
+            None => None,
+        }
+    }
+
+    fn start(&mut self, e: &BytesStart<'a>) -> Result<Event<'a>, DecodeError> {
         let offset = self.offset();
         if self.root_closed && !self.fragment {
             return Err(self.err(DecodeErrorKind::Xml("a second root element".into())));
         }
         self.budget.open(offset)?;
-        let local = e.local_name();
-        let local = local.as_ref();
+        let declares_default = self.declare(e, self.pages.len());
+        let qname = e.name().into_inner();
+        let (prefix, local) = match qname.iter().position(|&b| b == b':') {
+            Some(colon) => (
+                qname.get(..colon).unwrap_or_default(),
+                qname.get(colon + 1..).unwrap_or_default(),
+            ),
+            None => (&[][..], qname),
+        };
+        let Some(ns) = self.resolve(prefix) else {
+            return Err(self.err(DecodeErrorKind::Xml(format!(
+                "undeclared namespace prefix {:?}",
+                String::from_utf8_lossy(prefix)
+            ))));
+        };
         let declared = match ns {
             Ns::Known(p) => Some(p),
             Ns::Other | Ns::Unbound => None,
-            Ns::UnknownPrefix(p) => {
-                return Err(self.err(DecodeErrorKind::Xml(format!(
-                    "undeclared namespace prefix {p:?}"
-                ))))
-            }
         };
         // An explicit declaration on this element (or a prefix) wins; an
         // inherited namespace defers to the parent's page first.
-        let explicit = e.name().prefix().is_some()
-            || e.attributes().flatten().any(|a| a.key.as_ref() == b"xmlns");
+        let explicit = !prefix.is_empty() || declares_default;
         let parent = self.pages.last().and_then(|(p, _)| *p);
         let bound_to_other = matches!(ns, Ns::Other);
         let tag = if bound_to_other && (explicit || parent.is_none()) {
@@ -138,15 +208,20 @@ impl<'a> XmlReader<'a> {
             order[2] = Some(Page::SyncMl);
             order[3] = Some(Page::MetInf);
             order[4] = Some(Page::DmDdf);
+            // Each page once: an unknown name would otherwise be looked up
+            // on the same page up to three times.
+            let mut tried = [false; 3];
             order
                 .iter()
                 .flatten()
+                .filter(|p| {
+                    tried
+                        .get_mut(**p as usize)
+                        .is_none_or(|t| !std::mem::replace(t, true))
+                })
                 .find_map(|p| Tag::from_name(*p, local))
         };
-        self.pages.push((
-            tag.map(|t| t.page).or(parent),
-            tag.map_or("an unknown element", Tag::name),
-        ));
+        self.pages.push((tag.map(|t| t.page).or(parent), tag));
         Ok(match tag {
             Some(t) => Event::Start(t),
             None => {
@@ -173,7 +248,7 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
             return Ok(Event::Eof);
         }
         loop {
-            let (ns, ev) = match self.reader.read_resolved_event() {
+            let ev = match self.reader.read_event() {
                 Ok(r) => r,
                 Err(e) => {
                     let kind = DecodeErrorKind::Xml(e.to_string());
@@ -182,22 +257,14 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                 }
             };
             match ev {
-                XEvent::Start(e) => {
-                    let ns = match ns {
-                        ResolveResult::Bound(n) => match Page::from_namespace(n.as_ref()) {
-                            Some(p) => Ns::Known(p),
-                            None => Ns::Other,
-                        },
-                        ResolveResult::Unbound => Ns::Unbound,
-                        ResolveResult::Unknown(p) => {
-                            Ns::UnknownPrefix(String::from_utf8_lossy(&p).into_owned())
-                        }
-                    };
-                    return self.start(ns, &e);
-                }
+                XEvent::Start(e) => return self.start(&e),
                 XEvent::End(_) => {
                     self.budget.close();
                     self.pages.pop();
+                    let depth = self.pages.len();
+                    while self.bindings.last().is_some_and(|b| b.depth >= depth) {
+                        self.bindings.pop();
+                    }
                     if self.pages.is_empty() {
                         self.root_closed = true;
                     }
@@ -249,7 +316,8 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                 }
                 XEvent::Decl(_) | XEvent::PI(_) | XEvent::DocType(_) | XEvent::Comment(_) => {}
                 XEvent::Eof => {
-                    if let Some((_, name)) = self.pages.last() {
+                    if let Some((_, tag)) = self.pages.last() {
+                        let name = tag.map_or("an unknown element", Tag::name);
                         return Err(self.err(DecodeErrorKind::UnexpectedEof(format!("<{name}>"))));
                     }
                     self.done = true;
@@ -262,6 +330,19 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
     fn offset(&self) -> usize {
         self.base + self.reader.buffer_position() as usize
     }
+}
+
+/// [`Page::from_namespace`], through the reader's cache.
+fn page_of(cache: &mut Vec<(Vec<u8>, Option<Page>)>, ns: &[u8]) -> Option<Page> {
+    const CACHED: usize = 4;
+    if let Some((_, page)) = cache.iter().find(|(n, _)| n == ns) {
+        return *page;
+    }
+    let page = Page::from_namespace(ns);
+    if cache.len() < CACHED {
+        cache.push((ns.to_vec(), page));
+    }
+    page
 }
 
 /// XML 1.0 §2.11: a processor passes CR LF and a lone CR on as LF, so a
@@ -347,9 +428,10 @@ impl XmlWriter {
 
 impl EventWriter for XmlWriter {
     fn start(&mut self, tag: Tag) {
-        self.open(tag.name(), Some(tag.page));
+        let name = tag.name();
+        self.open(name, Some(tag.page));
         self.out.push('>');
-        self.open.push((Cow::Borrowed(tag.name()), Some(tag.page)));
+        self.open.push((Cow::Borrowed(name), Some(tag.page)));
         self.last = Last::Start;
     }
 
@@ -410,6 +492,43 @@ mod tests {
                 ev => out.push(ev),
             }
         }
+    }
+
+    // The reader keeps namespace declarations itself (not quick-xml's
+    // NsReader): a prefix is bound from its declaration to the end of the
+    // declaring element, and the default namespace likewise.
+    #[test]
+    fn namespace_declarations_are_scoped_to_their_element() {
+        assert_eq!(
+            events(
+                "<a:SyncML xmlns:a='SYNCML:SYNCML1.2'><a:SyncHdr>\
+                 <m:MaxMsgSize xmlns:m='syncml:metinf'/></a:SyncHdr></a:SyncML>"
+            )
+            .unwrap(),
+            [
+                Event::Start(Tag::SYNCML),
+                Event::Start(Tag::SYNC_HDR),
+                Event::Start(Tag::MAX_MSG_SIZE),
+                Event::End,
+                Event::End,
+                Event::End,
+            ]
+        );
+        let err = events("<Meta><m:Format xmlns:m='syncml:metinf'/><m:Type/></Meta>").unwrap_err();
+        assert!(
+            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("undeclared namespace prefix")),
+            "{err}"
+        );
+        // A foreign default namespace ends with its element.
+        assert_eq!(
+            events("<x xmlns='urn:other'/><Final/>").unwrap(),
+            [
+                Event::StartUnknown("x".into()),
+                Event::End,
+                Event::Start(Tag::FINAL),
+                Event::End,
+            ]
+        );
     }
 
     // Fuzz finding: `<\x06/>` was read as an unknown element named "\x06",
