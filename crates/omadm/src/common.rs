@@ -301,10 +301,10 @@ impl Verifier {
                 )),
                 Some(Err(_)) => Some(false),
             },
-            _ => match &header.cred {
-                None => None,
-                Some(c) => Some(cred_type(c) == Some(want) && check_cred(c, &expected, nonce)),
-            },
+            _ => header
+                .cred
+                .as_ref()
+                .map(|c| cred_type(c) == Some(want) && check_cred(c, &expected, nonce)),
         };
         let mut outcome = check(&self.nonce);
         if outcome == Some(true) {

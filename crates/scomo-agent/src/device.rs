@@ -183,15 +183,18 @@ impl DeviceState {
     /// Writes the tree to disk (temp file, fsync, rename), and the previous
     /// server nonce before it.
     pub fn save(&mut self) -> Result<(), StateError> {
-        let prev = self
-            .previous_server_nonce
-            .as_ref()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_default();
-        persist::write_atomic(&self.previous_path, &prev).map_err(|source| StateError::Io {
-            path: self.previous_path.clone(),
-            source,
-        })?;
+        if self.previous_on_disk != self.previous_server_nonce {
+            let prev = self
+                .previous_server_nonce
+                .as_ref()
+                .map(|n| n.as_bytes().to_vec())
+                .unwrap_or_default();
+            persist::write_atomic(&self.previous_path, &prev).map_err(|source| StateError::Io {
+                path: self.previous_path.clone(),
+                source,
+            })?;
+            self.previous_on_disk = self.previous_server_nonce.clone();
+        }
         let bytes = serde_json::to_vec(&self.tree).map_err(|e| StateError::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),

@@ -1,11 +1,14 @@
 //! `scomo`: one binary for every role. Each subcommand lives in its own
-//! module; later roles (server, agent, sim, admin) add theirs beside `wire`.
+//! module; later roles (sim) add theirs beside these.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod agent;
+mod package;
+mod server;
 mod wire;
 
 /// Remote management of software components (OMA SCOMO over OMA DM 1.2).
@@ -18,6 +21,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The DM server: DM endpoint, REST API, package 0 notifier.
+    Server(Box<server::ServerArgs>),
+    /// Manage the server through its REST API.
+    Admin(Box<admin::AdminArgs>),
+    /// Build delivery packages.
+    #[command(subcommand)]
+    Package(package::PackageCommand),
     /// The device agent: a DM client with the SCOMO client.
     Agent(Box<agent::AgentArgs>),
     /// Convert and inspect SyncML DM messages (XML and WBXML).
@@ -29,7 +39,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Server(args) => server::run_server(*args),
+        Command::Admin(args) => admin::run(*args),
         Command::Agent(args) => agent::run(*args),
+        Command::Package(cmd) => package::run(cmd),
         Command::Wire(cmd) => wire::run(cmd),
     };
     match result {
@@ -45,8 +58,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1,13 +1,49 @@
-//! The OMA DM 1.2 / SCOMO server.
+//! The OMA DM 1.2 / SCOMO server runtime.
 //!
 //! ```text
-//!   device ──HTTP /dm──▶ session engine (omadm) ──▶ store ◀── job engine, REST API
+//!   device ──POST /dm──────▶ dm: LiveSession (omadm::ServerSession + claimed batches)
+//!          ◀─RespURI /dm/<token> on this node's public URL
+//!                               │ DevInfo/DevDetail, nonces, alerts, outcomes
+//!                               ▼
+//!   REST /api/v1 ─────────▶ store (SQLite | PostgreSQL) ◀── notifier ──package 0──▶ device
+//!   /metrics /healthz
 //! ```
 //!
-//! For now this crate holds the server's storage layer, [`store`]: devices,
-//! DM sessions, the command queue, Generic Alerts, package 0 notifications
-//! and admin API tokens, on SQLite (one node) or PostgreSQL (many nodes). The
-//! HTTP application comes on top of it.
+//! Use it as a library the way the binary does:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use scomo_server::{run, AppState, Config, Listener};
+//! let config = Config::default();
+//! let state = AppState::open(config).await?;
+//! let listener = Listener::bind("127.0.0.1:0".parse()?, None).await?;
+//! run(state, listener, async { /* shutdown signal */ }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Sessions in flight live in memory on the node that opened them
+//! (the DM endpoint's session table); everything that must outlive a request —
+//! devices, credentials and nonces, the command queue, alerts, the
+//! notification schedule, the session audit log — is in the [`store`]. A
+//! node settles what it held before a restart when it starts again, and any
+//! node closes sessions a dead peer abandoned, so queued work is never lost
+//! nor done twice (see the requeue rule in [`store`]).
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod config;
+mod dm;
+pub mod error;
+pub mod metrics;
+mod notifier;
+mod random;
+mod serve;
+mod state;
 pub mod store;
+
+pub use config::{Config, ConfigError};
+pub use dm::DEVDETAIL_LEAVES;
+pub use error::AppError;
+pub use notifier::CONTENT_TYPE as NOTIFICATION_CONTENT_TYPE;
+pub use serve::{app, run, tls_acceptor, Listener};
+pub use state::{AppState, StartError};

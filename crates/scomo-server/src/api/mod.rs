@@ -1,0 +1,144 @@
+//! The REST API (`/api/v1`), behind `Authorization: Bearer <token>`.
+//!
+//! ```text
+//!   GET    /api/v1/devices                       list (?after=&limit=&man=&model=&dev_typ=&prefix=)
+//!   POST   /api/v1/devices                       provision, with credentials
+//!   GET    /api/v1/devices/{id}                  one device with its DevInfo/DevDetail values
+//!   PATCH  /api/v1/devices/{id}                  credentials, server password, notification address
+//!   DELETE /api/v1/devices/{id}
+//!   POST   /api/v1/devices/{id}/commands         enqueue a batch of DM commands (JSON)
+//!   GET    /api/v1/devices/{id}/commands/{batch} the batch with its statuses and results
+//!   POST   /api/v1/devices/{id}/notify           send package 0 now
+//!   GET    /api/v1/devices/{id}/sessions         the session audit log
+//!   GET    /api/v1/devices/{id}/alerts           received client alerts
+//! ```
+//!
+//! Errors are JSON `{code, message}` (see [`crate::error::AppError`]). Secrets
+//! (passwords, their hashes, nonces) never appear in a response.
+
+pub mod commands;
+pub mod devices;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::Timestamp;
+
+/// The `/api/v1` routes, token-checked.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    let api = Router::new()
+        .route("/devices", get(devices::list).post(devices::provision))
+        .route(
+            "/devices/{id}",
+            get(devices::show)
+                .patch(devices::update)
+                .delete(devices::delete),
+        )
+        .route("/devices/{id}/commands", post(commands::enqueue))
+        .route("/devices/{id}/commands/{batch}", get(commands::show))
+        .route("/devices/{id}/notify", post(devices::notify))
+        .route("/devices/{id}/sessions", get(devices::sessions))
+        .route("/devices/{id}/alerts", get(devices::alerts))
+        .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
+        .layer(middleware::from_fn_with_state(state, require_token));
+    Router::new().nest("/api/v1", api)
+}
+
+/// Checks `Authorization: Bearer <token>` against the store's live tokens.
+async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or(AppError::Unauthorized(
+            "missing Authorization: Bearer <token> header",
+        ))?;
+    match state.store().verify_token(token, Timestamp::now()).await? {
+        Some(_) => Ok(next.run(req).await),
+        None => Err(AppError::Unauthorized("invalid or revoked API token")),
+    }
+}
+
+/// A JSON body, or a 400 naming what is wrong with it.
+pub(crate) fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, AppError> {
+    match body {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(rej) => Err(match rej.status().as_u16() {
+            413 => AppError::PayloadTooLarge(rej.body_text()),
+            415 => AppError::UnsupportedMediaType(rej.body_text()),
+            _ => AppError::BadRequest(rej.body_text()),
+        }),
+    }
+}
+
+/// Query parameters, or a 400 naming the bad one.
+pub(crate) fn query<T>(q: Result<axum::extract::Query<T>, QueryRejection>) -> Result<T, AppError> {
+    q.map(|axum::extract::Query(v)| v)
+        .map_err(|rej| AppError::BadRequest(rej.body_text()))
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-05-01T12:00:00.000Z`.
+pub fn rfc3339(t: Timestamp) -> String {
+    let ms = t.unix_millis();
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_millis(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_millis(951_782_400_123)),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_secs(1_700_000_000)),
+            "2023-11-14T22:13:20.000Z"
+        );
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_millis(-1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+}

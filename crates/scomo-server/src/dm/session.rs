@@ -1,0 +1,812 @@
+//! One DM session in flight on this node: the sans-IO [`ServerSession`] plus
+//! what the runtime adds around it — the device's account from the store,
+//! the command batches the session claimed, and the store writes each
+//! message causes.
+//!
+//! ```text
+//!   message ─▶ engine ─▶ events ─┬─ DevInfo / DevDetail results ─▶ record_device_info
+//!                                ├─ Generic Alerts ──────────────▶ record_alert (Status 500 if not stored)
+//!                                ├─ nonces ──────────────────────▶ update_nonces
+//!                                └─ statuses / results ──────────▶ record_outcome, complete_batch
+//!            ready for commands? ─▶ claim_batches ─▶ mark_batch_sent ─▶ queue_command
+//!            poll_transmit ─▶ response (after every write above is committed)
+//! ```
+//!
+//! Everything the device told us is in the store before the response that
+//! acknowledges it leaves, so a crash between two messages loses nothing the
+//! device believes delivered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use omadm::auth::{Credentials, Nonce};
+use omadm::server::{
+    CmdRef, DeviceAccount, Initiation, Response, ServerConfig, ServerEvent, ServerOutcome,
+    ServerSession,
+};
+use omadm::{AuthConfig, Incoming, NonceState};
+use omadm_wire::model::{Alert, Command, Data, Item, ItemCommand, Location, Results};
+use omadm_wire::{AlertCode, StatusCode};
+use tracing::{debug, info, warn, Instrument as _, Span};
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::random::OsRandom;
+use crate::state::AppState;
+use crate::store::{
+    command_count, AuthType, BatchId, Device, NewAlert, NewSession, NonceUpdate, SessionEnd,
+    SessionKey, SessionOutcome, StoreError, Timestamp,
+};
+
+/// The `./DevDetail` leaves read in every session (`OMA-TS-DM_StdObj-V1_2`
+/// §5.2). One Get each: a device without one of them answers 404 for that
+/// Get only.
+pub const DEVDETAIL_LEAVES: &[&str] = &[
+    "./DevDetail/DevTyp",
+    "./DevDetail/OEM",
+    "./DevDetail/FwV",
+    "./DevDetail/SwV",
+    "./DevDetail/HwV",
+    "./DevDetail/LrgObj",
+    "./DevDetail/URI/MaxDepth",
+    "./DevDetail/URI/MaxTotLen",
+    "./DevDetail/URI/MaxSegLen",
+];
+
+/// What a command id given to the engine stands for.
+#[derive(Clone, Copy, Debug)]
+enum Sent {
+    /// A Get of a DevDetail leaf.
+    DevDetail,
+    /// Top-level command `top` of a batch.
+    Batch { batch: BatchId, top: usize },
+}
+
+/// A claimed batch and which of its top-level commands were answered.
+struct BatchProgress {
+    commands: Vec<Command>,
+    answered: BTreeSet<usize>,
+    done: bool,
+}
+
+/// Store writes collected while draining events, applied before replying.
+#[derive(Default)]
+struct Writes {
+    nodes: BTreeMap<String, String>,
+    nonces: Option<NonceState>,
+    outcomes: BTreeMap<(BatchId, u32), (Option<StatusCode>, Vec<Results>)>,
+}
+
+/// A DM session held by this node.
+pub(crate) struct LiveSession {
+    engine: ServerSession,
+    device_id: String,
+    /// The audit row; `None` for a device the store does not know (its
+    /// session ends with 401 and leaves no row).
+    key: Option<SessionKey>,
+    authenticated: bool,
+    /// Whether a pending package 0 may exist for the device (it has a
+    /// notification address) and has not been cancelled yet.
+    cancel_notifications: bool,
+    /// When the audit row's activity time was last written.
+    touched_at: Instant,
+    devdetail_requested: bool,
+    started: Instant,
+    messages_in: u32,
+    messages_out: u32,
+    next_id: u64,
+    sent: HashMap<u64, Sent>,
+    batches: BTreeMap<BatchId, BatchProgress>,
+    ended: Option<ServerOutcome>,
+    /// Set once the store row is closed (ended, swept, or failed): the
+    /// session must not handle more messages.
+    closed: bool,
+    span: Span,
+}
+
+impl LiveSession {
+    /// Takes a package 1: decodes it, finds the device, records the session
+    /// and runs the first message through the engine. The caller then calls
+    /// [`LiveSession::respond`].
+    pub(crate) async fn open(
+        state: &AppState,
+        resp_uri: String,
+        server_uri: String,
+        incoming: Incoming<'_>,
+    ) -> Result<LiveSession, AppError> {
+        let config = state.config();
+        let store = state.store();
+        let cfg = engine_config(config, resp_uri, server_uri);
+        let accepted = ServerSession::accept(cfg, Instant::now(), incoming)
+            .map_err(|e| AppError::from_session(&e))?;
+        let device_id = accepted.device_id().to_owned();
+        let session_id = accepted.session_id().to_owned();
+        let span = tracing::info_span!(
+            "dm_session",
+            device = %device_id,
+            session = %session_id,
+            node = %state.node_id(),
+        );
+        let now = Timestamp::now();
+        let initiation = accepted.initiation();
+        let (device, key) = async {
+            let mut device = store.device(&device_id).await?;
+            if device.is_none()
+                && config.devices.insecure_auto_register
+                && valid_device_id(&device_id)
+            {
+                if store.auto_register(&device_id, now).await? {
+                    info!("auto-registered a new device (no credentials)");
+                }
+                device = store.device(&device_id).await?;
+            }
+            let key = match &device {
+                Some(_) => Some(
+                    store
+                        .start_session(
+                            &NewSession {
+                                device_id: device_id.clone(),
+                                session_id: session_id.clone(),
+                                node_id: state.node_id().to_owned(),
+                                initiation: match initiation {
+                                    Initiation::ServerInitiated => AlertCode::SERVER_INITIATED_MGMT,
+                                    _ => AlertCode::CLIENT_INITIATED_MGMT,
+                                },
+                            },
+                            now,
+                        )
+                        .await?,
+                ),
+                None => {
+                    warn!("session from an unknown device");
+                    None
+                }
+            };
+            Ok::<_, StoreError>((device, key))
+        }
+        .instrument(span.clone())
+        .await?;
+        metrics::counter!(crate::metrics::SESSIONS_STARTED, "initiation" => match initiation {
+            Initiation::ClientInitiated => "client",
+            Initiation::ServerInitiated => "server",
+            Initiation::Unspecified => "unspecified",
+        })
+        .increment(1);
+        let account = device.as_ref().map(|d| account(config, d));
+        let engine = span.in_scope(|| accepted.into_session(account, &mut OsRandom));
+        Ok(LiveSession {
+            engine,
+            device_id,
+            key,
+            authenticated: false,
+            cancel_notifications: device.as_ref().is_some_and(|d| d.notify_addr.is_some()),
+            touched_at: Instant::now(),
+            devdetail_requested: false,
+            started: Instant::now(),
+            messages_in: 1,
+            messages_out: 0,
+            next_id: 1,
+            sent: HashMap::new(),
+            batches: BTreeMap::new(),
+            ended: None,
+            closed: false,
+            span,
+        })
+    }
+
+    /// Takes a follow-up message. Errors are the engine's refusals (the
+    /// session stays as it was).
+    pub(crate) fn handle(&mut self, incoming: Incoming<'_>) -> Result<(), AppError> {
+        let _enter = self.span.enter();
+        self.messages_in = self.messages_in.saturating_add(1);
+        match self
+            .engine
+            .handle_message(Instant::now(), incoming, &mut OsRandom)
+        {
+            Ok(handled) => {
+                debug!(?handled, "message taken");
+                Ok(())
+            }
+            Err(e) => {
+                warn!("message refused: {e}");
+                Err(AppError::from_session(&e))
+            }
+        }
+    }
+
+    /// Whether the session is over (nothing more will be accepted).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.closed || self.engine.is_finished()
+    }
+
+    /// Whether the store row was closed (the session must not go on).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the session has been idle past its timeout.
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.engine.is_expired(now)
+    }
+
+    /// The span of this session.
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Reacts to the message just taken and produces the response: store
+    /// writes, claimed batches, the engine's answer.
+    pub(crate) async fn respond(&mut self, state: &AppState) -> Result<Response, AppError> {
+        let span = tracing::info_span!(parent: &self.span, "dm_message", msg = self.messages_in);
+        self.respond_inner(state).instrument(span).await
+    }
+
+    async fn respond_inner(&mut self, state: &AppState) -> Result<Response, AppError> {
+        let now = Timestamp::now();
+        let mut w = Writes::default();
+        self.drain(state, &mut w, now).await?;
+        if self.engine.is_ready_for_commands() && self.authenticated && self.key.is_some() {
+            self.queue_work(state, now).await?;
+        }
+        let Some(resp) = self.engine.poll_transmit() else {
+            return Err(AppError::internal(StoreError::Invalid {
+                field: "session",
+                reason: "the engine produced no response".into(),
+            }));
+        };
+        self.messages_out = self.messages_out.saturating_add(1);
+        self.drain(state, &mut w, now).await?;
+        self.flush(state, w, now).await?;
+        if let Some(outcome) = self.ended.take() {
+            self.finish(state, &outcome, now).await;
+        }
+        Ok(resp)
+    }
+
+    async fn drain(
+        &mut self,
+        state: &AppState,
+        w: &mut Writes,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                ServerEvent::Authenticated { auth_type } => {
+                    debug!(?auth_type, "device authenticated");
+                    self.authenticated = true;
+                    if self.cancel_notifications && self.key.is_some() {
+                        // The device called: no more package 0 for it.
+                        state
+                            .store()
+                            .cancel_notifications(&self.device_id, now)
+                            .await?;
+                        self.cancel_notifications = false;
+                    }
+                }
+                ServerEvent::Challenged { status } => {
+                    debug!(%status, "device challenged");
+                    metrics::counter!(crate::metrics::AUTH_CHALLENGES).increment(1);
+                }
+                ServerEvent::AuthenticationFailed { attempts } => {
+                    warn!(attempts, "device failed authentication");
+                    metrics::counter!(crate::metrics::AUTH_FAILURES).increment(1);
+                }
+                ServerEvent::DevInfo(values) => {
+                    for (uri, value) in values {
+                        if is_std_node(&uri) {
+                            w.nodes.insert(uri, value);
+                        }
+                    }
+                }
+                ServerEvent::Alert { at, alert } => self.record_alert(state, at, alert, now).await,
+                ServerEvent::Status { id, path, status } => {
+                    self.on_status(id, &path, status.data, w);
+                }
+                ServerEvent::NotSent { id, status } => self.on_status(id, &[], status, w),
+                ServerEvent::Results { id, path, results } => {
+                    self.on_results(id, &path, results, w)
+                }
+                ServerEvent::NoncesChanged(n) => w.nonces = Some(n),
+                ServerEvent::Ended(outcome) => self.ended = Some(outcome),
+                other => debug!(?other, "event"),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_status(&mut self, id: u64, path: &[usize], code: StatusCode, w: &mut Writes) {
+        metrics::counter!(crate::metrics::STATUSES, "code" => code.0.to_string()).increment(1);
+        let Some(Sent::Batch { batch, top }) = self.sent.get(&id).copied() else {
+            return;
+        };
+        let Some(progress) = self.batches.get_mut(&batch) else {
+            return;
+        };
+        let Some(index) = preorder_index(&progress.commands, top, path) else {
+            warn!(%batch, top, ?path, "status for a command the batch does not have");
+            return;
+        };
+        w.outcomes.entry((batch, index)).or_default().0 = Some(code);
+        if path.is_empty() {
+            progress.answered.insert(top);
+        }
+    }
+
+    fn on_results(&mut self, id: u64, path: &[usize], results: Results, w: &mut Writes) {
+        match self.sent.get(&id).copied() {
+            Some(Sent::DevDetail) => {
+                for item in &results.items {
+                    let uri = item
+                        .source
+                        .as_ref()
+                        .map(|s| s.loc_uri.clone())
+                        .or_else(|| results.source_ref.clone())
+                        .or_else(|| results.target_ref.clone());
+                    let value = item.data.as_ref().and_then(Data::as_str);
+                    if let (Some(uri), Some(value)) = (uri, value) {
+                        if is_std_node(&uri) {
+                            w.nodes.insert(uri, value.to_owned());
+                        }
+                    }
+                }
+            }
+            Some(Sent::Batch { batch, top }) => {
+                let Some(progress) = self.batches.get(&batch) else {
+                    return;
+                };
+                if let Some(index) = preorder_index(&progress.commands, top, path) {
+                    w.outcomes
+                        .entry((batch, index))
+                        .or_default()
+                        .1
+                        .push(results);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Stores a client alert (Generic Alert 1226, Client Event 1224), one row
+    /// per item. If it cannot be stored its Status becomes 500, so the device
+    /// keeps it and sends it again.
+    async fn record_alert(&mut self, state: &AppState, at: CmdRef, alert: Alert, now: Timestamp) {
+        let code = alert.data.unwrap_or(AlertCode(0));
+        if code != AlertCode::GENERIC_ALERT && code != AlertCode::CLIENT_EVENT {
+            debug!(%code, "client alert not stored");
+            return;
+        }
+        let Some(key) = self.key else { return };
+        let items: Vec<Option<&Item>> = if alert.items.is_empty() {
+            vec![None]
+        } else {
+            alert.items.iter().map(Some).collect()
+        };
+        for item in items {
+            let meta = item.and_then(|i| i.meta.as_ref());
+            let new = NewAlert {
+                device_id: self.device_id.clone(),
+                session: Some(key),
+                code,
+                correlator: alert.correlator.clone(),
+                alert_type: meta.and_then(|m| m.r#type.clone()),
+                format: meta.and_then(|m| m.format.clone()),
+                mark: meta.and_then(|m| m.mark.clone()),
+                source_uri: item
+                    .and_then(|i| i.source.as_ref())
+                    .map(|l| l.loc_uri.clone()),
+                target_uri: item
+                    .and_then(|i| i.target.as_ref())
+                    .map(|l| l.loc_uri.clone()),
+                data: item.and_then(|i| i.data.clone()),
+            };
+            if let Err(e) = state.store().record_alert(&new, now).await {
+                warn!(error = %crate::error::ErrorChain(&e), "cannot store a client alert; answering 500");
+                self.engine.set_status(at, StatusCode::COMMAND_FAILED);
+                return;
+            }
+        }
+        info!(%code, correlator = ?alert.correlator, "client alert stored");
+        metrics::counter!(crate::metrics::ALERTS_RECEIVED, "code" => code.0.to_string())
+            .increment(1);
+    }
+
+    /// At a package start: the DevDetail reads (once), then the device's
+    /// pending batches, oldest first.
+    async fn queue_work(&mut self, state: &AppState, now: Timestamp) -> Result<(), AppError> {
+        let Some(key) = self.key else { return Ok(()) };
+        let config = state.config();
+        if config.dm.read_devdetail && !self.devdetail_requested {
+            self.devdetail_requested = true;
+            for leaf in DEVDETAIL_LEAVES {
+                let id = self.alloc(Sent::DevDetail);
+                self.engine.queue_command(id, get(leaf));
+            }
+        }
+        let store = state.store();
+        let claimed = store
+            .claim_batches(key, config.dm.max_batches_per_package, now)
+            .await?;
+        for batch in claimed {
+            // Marked sent before the message carrying it is even built: if
+            // we die after this, the requeue rule treats it as possibly seen.
+            match store.mark_batch_sent(batch.id, key, now).await {
+                Ok(()) => {}
+                Err(StoreError::NotInFlight { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            metrics::counter!(crate::metrics::BATCHES_CLAIMED).increment(1);
+            info!(batch = %batch.id, owner = %batch.owner, commands = batch.command_count, "sending batch");
+            if batch.commands.is_empty() {
+                store.complete_batch(batch.id, key, now).await?;
+                continue;
+            }
+            for (top, cmd) in batch.commands.iter().enumerate() {
+                let id = self.alloc(Sent::Batch {
+                    batch: batch.id,
+                    top,
+                });
+                self.engine.queue_command(id, prepare(cmd.clone()));
+            }
+            self.batches.insert(
+                batch.id,
+                BatchProgress {
+                    commands: batch.commands,
+                    answered: BTreeSet::new(),
+                    done: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn alloc(&mut self, sent: Sent) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sent.insert(id, sent);
+        id
+    }
+
+    /// Applies the collected writes: device info, nonces, outcomes, then
+    /// completes the batches whose every command was answered.
+    async fn flush(&mut self, state: &AppState, w: Writes, now: Timestamp) -> Result<(), AppError> {
+        let Some(key) = self.key else { return Ok(()) };
+        let store = state.store();
+        if !w.nodes.is_empty() {
+            store
+                .record_device_info(&self.device_id, &w.nodes, now)
+                .await?;
+        }
+        if let Some(n) = w.nonces {
+            let update = NonceUpdate {
+                client: (!n.client_nonce.is_empty()).then(|| n.client_nonce.as_bytes().to_vec()),
+                server: (!n.server_nonce.is_empty()).then(|| n.server_nonce.as_bytes().to_vec()),
+            };
+            if update.client.is_some() || update.server.is_some() {
+                store.update_nonces(&self.device_id, &update, now).await?;
+            }
+        }
+        for ((batch, index), (status, results)) in w.outcomes {
+            let status = status.unwrap_or(StatusCode::OK);
+            match store
+                .record_outcome(batch, key, index, status, &results, now)
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::NotInFlight { .. }) => {
+                    warn!(%batch, "batch was taken from this session; its outcome is dropped");
+                    if let Some(p) = self.batches.get_mut(&batch) {
+                        p.done = true;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (id, p) in &mut self.batches {
+            if !p.done && p.answered.len() == p.commands.len() {
+                p.done = true;
+                match store.complete_batch(*id, key, now).await {
+                    Ok(()) => {
+                        info!(batch = %id, "batch completed");
+                        metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
+                    }
+                    Err(StoreError::NotInFlight { .. }) => {
+                        warn!(batch = %id, "batch was taken from this session before it completed");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        // The activity time only keeps other nodes' sweeps (at twice the
+        // idle timeout) away, and closing the session writes it anyway:
+        // refresh it now and then, not on every message.
+        let ending = self.ended.is_some();
+        if !ending && self.touched_at.elapsed() >= touch_interval(state.config()) {
+            store.touch_session(key, now).await?;
+            self.touched_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Closes the store row; its batches are settled by the requeue rule.
+    async fn finish(&mut self, state: &AppState, outcome: &ServerOutcome, now: Timestamp) {
+        let (stored, detail) = match outcome {
+            ServerOutcome::Completed => (SessionOutcome::Ok, None),
+            ServerOutcome::AbortedByClient => (
+                SessionOutcome::Aborted,
+                Some("aborted by the device".to_owned()),
+            ),
+            ServerOutcome::AbortedByServer => (
+                SessionOutcome::Aborted,
+                Some("aborted by the server".to_owned()),
+            ),
+            ServerOutcome::AuthenticationFailed => (SessionOutcome::AuthFailed, None),
+            ServerOutcome::Failed(e) => (SessionOutcome::Error, Some(e.to_string())),
+        };
+        self.close(state, stored, detail, now).await;
+    }
+
+    /// Ends the session as `outcome` (also for idle expiry and shutdown).
+    pub(crate) async fn close(
+        &mut self,
+        state: &AppState,
+        outcome: SessionOutcome,
+        detail: Option<String>,
+        now: Timestamp,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let span = self.span.clone();
+        self.close_inner(state, outcome, detail, now)
+            .instrument(span)
+            .await;
+    }
+
+    async fn close_inner(
+        &mut self,
+        state: &AppState,
+        outcome: SessionOutcome,
+        detail: Option<String>,
+        now: Timestamp,
+    ) {
+        metrics::counter!(crate::metrics::SESSIONS_ENDED, "outcome" => outcome.as_str())
+            .increment(1);
+        metrics::histogram!(crate::metrics::SESSION_DURATION)
+            .record(self.started.elapsed().as_secs_f64());
+        info!(
+            outcome = outcome.as_str(),
+            messages_in = self.messages_in,
+            messages_out = self.messages_out,
+            "session ended"
+        );
+        let Some(key) = self.key else { return };
+        let end = SessionEnd {
+            outcome,
+            messages_in: self.messages_in,
+            messages_out: self.messages_out,
+            detail,
+        };
+        match state.store().finish_session(key, &end, now).await {
+            Ok(r) if r.requeued + r.unacknowledged > 0 => info!(
+                requeued = r.requeued,
+                unacknowledged = r.unacknowledged,
+                completed = r.completed,
+                "batches of the session settled"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %crate::error::ErrorChain(&e), "cannot close the session row"),
+        }
+    }
+}
+
+/// How often a live session refreshes its audit row's activity time: well
+/// within the idle timeout, after which sweeps consider a session dead.
+fn touch_interval(config: &Config) -> std::time::Duration {
+    (config.session_idle_timeout() / 4).min(std::time::Duration::from_secs(30))
+}
+
+/// The engine's settings for one session.
+fn engine_config(config: &Config, resp_uri: String, server_uri: String) -> ServerConfig {
+    let mut cfg = ServerConfig::new(server_uri);
+    cfg.resp_uri = Some(resp_uri);
+    cfg.max_msg_size = config.dm.max_msg_size;
+    cfg.max_obj_size = Some(config.dm.max_obj_size);
+    cfg.auth_per_message = config.dm.auth_per_message;
+    // 16 bytes: 128 bits, and 16 mod 3 = 1 avoids the base64 client bug in
+    // QUIRKS.md.
+    cfg.nonce_len = Nonce::DEFAULT_LEN;
+    cfg.idle_timeout = config.session_idle_timeout();
+    cfg
+}
+
+/// The engine's view of a stored device: its credentials (only
+/// `MD5(user:password)` is stored, which verifies basic, MD5 and HMAC), the
+/// server's credentials toward it, and the nonces.
+pub(crate) fn account(config: &Config, d: &Device) -> DeviceAccount {
+    let client_auth = d.client_credentials.as_ref().map(|c| {
+        AuthConfig::new(
+            auth_type(c.auth_type),
+            Credentials::with_hash(c.username.clone(), c.user_hash),
+        )
+    });
+    DeviceAccount {
+        client_auth,
+        server_auth: server_auth(config, d),
+        nonces: NonceState {
+            client_nonce: Nonce::from_bytes(d.nonces.client.clone().unwrap_or_default()),
+            server_nonce: Nonce::from_bytes(d.nonces.server.clone().unwrap_or_default()),
+        },
+    }
+}
+
+/// What the server presents to a device: its own server credentials, or the
+/// server-wide default password under the ServerID, with the device's auth
+/// type.
+pub(crate) fn server_auth(config: &Config, d: &Device) -> Option<AuthConfig> {
+    if let Some(s) = &d.server_credentials {
+        return Some(AuthConfig::new(
+            auth_type(s.auth_type),
+            Credentials::new(s.server_id.clone(), s.password.clone()),
+        ));
+    }
+    let password = config.dm.server_password.as_ref()?;
+    let t = d
+        .client_credentials
+        .as_ref()
+        .map_or(omadm::auth::AuthType::Md5, |c| auth_type(c.auth_type));
+    Some(AuthConfig::new(
+        t,
+        Credentials::new(config.server_id.clone(), password.clone()),
+    ))
+}
+
+/// The omadm auth type of a stored one.
+pub(crate) fn auth_type(t: AuthType) -> omadm::auth::AuthType {
+    match t {
+        AuthType::Basic => omadm::auth::AuthType::Basic,
+        AuthType::Md5 => omadm::auth::AuthType::Md5,
+        AuthType::Hmac => omadm::auth::AuthType::Hmac,
+    }
+}
+
+/// Whether a URI is one of the standard objects recorded per device.
+fn is_std_node(uri: &str) -> bool {
+    let u = uri.strip_prefix("./").unwrap_or(uri);
+    (u.starts_with("DevInfo/") || u.starts_with("DevDetail/")) && uri.len() <= 256
+}
+
+/// A DevId acceptable for auto-registration.
+fn valid_device_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.len() <= 255 && !id.chars().any(char::is_control)
+}
+
+/// `Get <uri>`.
+fn get(uri: &str) -> Command {
+    Command::Get(ItemCommand {
+        items: vec![Item {
+            target: Some(Location::uri(uri)),
+            ..Item::default()
+        }],
+        ..ItemCommand::default()
+    })
+}
+
+/// Last touches before a stored command is sent: an interior-node Add gets
+/// `<Data/>` (QUIRKS.md: a deployed client crashes without it).
+fn prepare(cmd: Command) -> Command {
+    match cmd {
+        Command::Add(mut c) => {
+            let node_format = |m: &Option<omadm_wire::model::Meta>| {
+                m.as_ref()
+                    .and_then(|m| m.format.as_deref())
+                    .is_some_and(|f| f.eq_ignore_ascii_case("node"))
+            };
+            let cmd_is_node = node_format(&c.meta);
+            for item in &mut c.items {
+                if item.data.is_none() && (cmd_is_node || node_format(&item.meta)) {
+                    item.data = Some(Data::Text(String::new()));
+                }
+            }
+            Command::Add(c)
+        }
+        Command::Atomic(mut k) => {
+            k.commands = k.commands.into_iter().map(prepare).collect();
+            Command::Atomic(k)
+        }
+        Command::Sequence(mut k) => {
+            k.commands = k.commands.into_iter().map(prepare).collect();
+            Command::Sequence(k)
+        }
+        other => other,
+    }
+}
+
+/// The store's index (depth-first pre-order, see [`command_count`]) of the
+/// command at `path` inside top-level command `top`.
+fn preorder_index(commands: &[Command], top: usize, path: &[usize]) -> Option<u32> {
+    let mut index = command_count(commands.get(..top)?);
+    let mut cmd = commands.get(top)?;
+    for &j in path {
+        let children = match cmd {
+            Command::Atomic(k) | Command::Sequence(k) => &k.commands,
+            _ => return None,
+        };
+        index = index
+            .saturating_add(1)
+            .saturating_add(command_count(children.get(..j)?));
+        cmd = children.get(j)?;
+    }
+    Some(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omadm_wire::model::{Container, Meta};
+
+    fn atomic(commands: Vec<Command>) -> Command {
+        Command::Atomic(Container {
+            commands,
+            ..Container::default()
+        })
+    }
+
+    #[test]
+    fn preorder_indices_match_the_store() {
+        // [Get, Atomic[Add, Sequence[Get, Get]], Get] → 0, 1, 2, 3, 4, 5, 6
+        let cmds = vec![
+            get("a"),
+            atomic(vec![
+                Command::Add(ItemCommand::default()),
+                Command::Sequence(Container {
+                    commands: vec![get("b"), get("c")],
+                    ..Container::default()
+                }),
+            ]),
+            get("d"),
+        ];
+        assert_eq!(command_count(&cmds), 7);
+        assert_eq!(preorder_index(&cmds, 0, &[]), Some(0));
+        assert_eq!(preorder_index(&cmds, 1, &[]), Some(1));
+        assert_eq!(preorder_index(&cmds, 1, &[0]), Some(2));
+        assert_eq!(preorder_index(&cmds, 1, &[1]), Some(3));
+        assert_eq!(preorder_index(&cmds, 1, &[1, 1]), Some(5));
+        assert_eq!(preorder_index(&cmds, 2, &[]), Some(6));
+        assert_eq!(preorder_index(&cmds, 3, &[]), None);
+        assert_eq!(preorder_index(&cmds, 0, &[0]), None);
+    }
+
+    #[test]
+    fn interior_adds_get_empty_data() {
+        let add = Command::Add(ItemCommand {
+            items: vec![Item {
+                target: Some(Location::uri("./A")),
+                meta: Some(Meta {
+                    format: Some("node".into()),
+                    ..Meta::default()
+                }),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        });
+        let Command::Atomic(k) = prepare(atomic(vec![add])) else {
+            panic!("atomic")
+        };
+        let Some(Command::Add(c)) = k.commands.first() else {
+            panic!("add")
+        };
+        assert_eq!(
+            c.items.first().and_then(|i| i.data.clone()),
+            Some(Data::Text(String::new()))
+        );
+    }
+
+    #[test]
+    fn std_nodes() {
+        assert!(is_std_node("./DevInfo/Man"));
+        assert!(is_std_node("DevDetail/URI/MaxDepth"));
+        assert!(!is_std_node("./Vendor/x"));
+        assert!(!is_std_node("./DevInfoX/x"));
+    }
+}
