@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod agent;
 mod package;
+#[cfg(feature = "server")]
 mod server;
 mod wire;
 
@@ -22,6 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The DM server: DM endpoint, REST API, package 0 notifier.
+    #[cfg(feature = "server")]
     Server(Box<server::ServerArgs>),
     /// Manage the server through its REST API.
     Admin(Box<admin::AdminArgs>),
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        #[cfg(feature = "server")]
         Command::Server(args) => server::run_server(*args),
         Command::Admin(args) => admin::run(*args),
         Command::Agent(args) => agent::run(*args),
