@@ -55,11 +55,28 @@ impl Page {
         }
     }
 
+    #[cfg(test)]
     fn table(self) -> &'static [(&'static str, u8)] {
         match self {
             Page::SyncMl => SYNCML_TAGS,
             Page::MetInf => METINF_TAGS,
             Page::DmDdf => DMDDF_TAGS,
+        }
+    }
+
+    fn token_of(self, name: &[u8]) -> Option<u8> {
+        match self {
+            Page::SyncMl => syncml_token(name),
+            Page::MetInf => metinf_token(name),
+            Page::DmDdf => dmddf_token(name),
+        }
+    }
+
+    fn name_of(self, token: u8) -> Option<&'static str> {
+        match self {
+            Page::SyncMl => syncml_name(token),
+            Page::MetInf => metinf_name(token),
+            Page::DmDdf => dmddf_name(token),
         }
     }
 }
@@ -85,27 +102,17 @@ impl Tag {
 
     /// The tag for a token on a page, if the page defines it.
     pub fn from_token(page: Page, token: u8) -> Option<Tag> {
-        page.table()
-            .iter()
-            .find(|(_, t)| *t == token)
-            .map(|_| Tag::new(page, token))
+        page.name_of(token).map(|_| Tag::new(page, token))
     }
 
     /// The tag with this local name on this page.
     pub fn from_name(page: Page, name: &[u8]) -> Option<Tag> {
-        page.table()
-            .iter()
-            .find(|(n, _)| n.as_bytes() == name)
-            .map(|(_, t)| Tag::new(page, *t))
+        page.token_of(name).map(|t| Tag::new(page, t))
     }
 
     /// The element's local name.
     pub fn name(self) -> &'static str {
-        self.page
-            .table()
-            .iter()
-            .find(|(_, t)| *t == self.token)
-            .map_or("?", |(n, _)| n)
+        self.page.name_of(self.token).unwrap_or("?")
     }
 }
 
@@ -121,20 +128,37 @@ impl fmt::Display for Tag {
     }
 }
 
+// Each page gets its table (for iteration in tests) and two generated
+// `match`es: name → token and token → name. The matches are what the codecs
+// call for every element, so they must not scan the table.
 macro_rules! tags {
-    ($page:ident, $table:ident, $($cname:ident = $name:literal, $tok:literal;)*) => {
+    ($page:ident, $table:ident, $to_token:ident, $to_name:ident,
+     $($cname:ident = $name:literal, $tok:literal;)*) => {
         impl Tag {
             $(
                 #[doc = concat!("`<", $name, ">`")]
                 pub const $cname: Tag = Tag::new(Page::$page, $tok);
             )*
         }
+        #[cfg(test)]
         const $table: &[(&str, u8)] = &[$(($name, $tok),)*];
+        fn $to_token(name: &[u8]) -> Option<u8> {
+            match name {
+                $(n if n == $name.as_bytes() => Some($tok),)*
+                _ => None,
+            }
+        }
+        fn $to_name(token: u8) -> Option<&'static str> {
+            match token {
+                $($tok => Some($name),)*
+                _ => None,
+            }
+        }
     };
 }
 
 // Page 0, SyncML 1.2 (WBXML.md §4.1).
-tags!(SyncMl, SYNCML_TAGS,
+tags!(SyncMl, SYNCML_TAGS, syncml_token, syncml_name,
     ADD = "Add", 0x05; ALERT = "Alert", 0x06; ARCHIVE = "Archive", 0x07; ATOMIC = "Atomic", 0x08;
     CHAL = "Chal", 0x09; CMD = "Cmd", 0x0A; CMD_ID = "CmdID", 0x0B; CMD_REF = "CmdRef", 0x0C;
     COPY = "Copy", 0x0D; CRED = "Cred", 0x0E; DATA = "Data", 0x0F; DELETE = "Delete", 0x10;
@@ -155,7 +179,7 @@ tags!(SyncMl, SYNCML_TAGS,
 );
 
 // Page 1, MetInf (WBXML.md §4.2).
-tags!(MetInf, METINF_TAGS,
+tags!(MetInf, METINF_TAGS, metinf_token, metinf_name,
     ANCHOR = "Anchor", 0x05; EMI = "EMI", 0x06; FORMAT = "Format", 0x07; FREE_ID = "FreeID", 0x08;
     FREE_MEM = "FreeMem", 0x09; LAST = "Last", 0x0A; MARK = "Mark", 0x0B;
     MAX_MSG_SIZE = "MaxMsgSize", 0x0C; MEM = "Mem", 0x0D; MET_INF = "MetInf", 0x0E;
@@ -166,7 +190,7 @@ tags!(MetInf, METINF_TAGS,
 
 // Page 2, DM DDF 1.2 (WBXML.md §4.3). Prefixed `DDF_` to keep them apart
 // from the SyncML names they share (`Add`, `VerDTD`, ...).
-tags!(DmDdf, DMDDF_TAGS,
+tags!(DmDdf, DMDDF_TAGS, dmddf_token, dmddf_name,
     DDF_ACCESS_TYPE = "AccessType", 0x05; DDF_ACL = "ACL", 0x06; DDF_ADD = "Add", 0x07;
     DDF_B64 = "b64", 0x08; DDF_BIN = "bin", 0x09; DDF_BOOL = "bool", 0x0A; DDF_CHR = "chr", 0x0B;
     DDF_CASE_SENSE = "CaseSense", 0x0C; DDF_CIS = "CIS", 0x0D; DDF_COPY = "Copy", 0x0E;
