@@ -708,7 +708,9 @@ fn opaque_text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
     }
 }
 
-pub(crate) fn escape_into(out: &mut String, text: &str) {
+/// Appends `text` to `out` escaped as XML character data (`&`, `<`, `>`,
+/// CR and the other C0 controls as references).
+pub fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use quick_xml::events::{BytesStart, Event as XEvent};
 use quick_xml::Reader;
 
-use crate::builder::escape_into;
+pub use crate::builder::escape_into;
 use crate::error::{DecodeError, DecodeErrorKind, Limits};
 use crate::event::{Budget, Event, EventReader, EventWriter};
 use crate::tag::{Page, Tag};

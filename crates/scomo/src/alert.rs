@@ -7,6 +7,7 @@
 //! as text or in CDATA, or a bare result code.
 
 use omadm_wire::model::{Alert, Data, Item, Location, Meta};
+use omadm_wire::xml::escape_into;
 use omadm_wire::AlertCode;
 
 use crate::mo::ALERT_TYPE_OPERATION_COMPLETE;
@@ -155,17 +156,6 @@ fn unescape(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&amp;", "&")
-}
-
-fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -127,14 +127,7 @@ impl DownloadDescriptor {
             out.push_str("  <");
             out.push_str(name);
             out.push('>');
-            for c in value.chars() {
-                match c {
-                    '&' => out.push_str("&amp;"),
-                    '<' => out.push_str("&lt;"),
-                    '>' => out.push_str("&gt;"),
-                    c => out.push(c),
-                }
-            }
+            omadm_wire::xml::escape_into(&mut out, value);
             out.push_str("</");
             out.push_str(name);
             out.push_str(">\n");
