@@ -92,10 +92,68 @@ struct Settings {
     /// ./DevInfo/Mod.
     #[arg(long = "mod", env = "SCOMO_AGENT_MOD", value_name = "MOD")]
     model: Option<String>,
+    /// Any configuration key, as KEY=VALUE with a dotted key and a TOML
+    /// value (e.g. `--set device.fwv=\"2.1\"`, `--set scomo.sync_operations=true`);
+    /// repeatable, applied after the other flags.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Applies `--set KEY=VALUE` overrides: the config goes through TOML, so
+/// every key the file accepts is settable and checked the same way.
+fn apply_overrides(config: &mut AgentConfig, overrides: &[String]) -> Result<()> {
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    let mut doc = toml::Value::try_from(&*config).context("cannot represent the configuration")?;
+    for o in overrides {
+        let (key, raw) = o
+            .split_once('=')
+            .with_context(|| format!("--set {o:?}: expected KEY=VALUE"))?;
+        let mut node = &mut doc;
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        let (last, parents) = parts
+            .split_last()
+            .with_context(|| format!("--set {o:?}: empty key"))?;
+        for p in parents {
+            node = node
+                .get_mut(*p)
+                .with_context(|| format!("--set {o:?}: no section {p:?}"))?;
+        }
+        let table = node
+            .as_table_mut()
+            .with_context(|| format!("--set {o:?}: {key:?} is not inside a section"))?;
+        // A key that holds text takes the value as written (`fwv=2.1` is
+        // the string "2.1"); other keys take a TOML value (`true`, `[..]`).
+        let typed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"));
+        let value = match (table.get(*last), typed) {
+            (Some(toml::Value::String(_)), Some(toml::Value::String(v))) => toml::Value::String(v),
+            (Some(toml::Value::String(_)) | None, _)
+                if !raw.trim_start().starts_with(['[', '{']) =>
+            {
+                match toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                {
+                    Some(v) if table.get(*last).is_none() && !v.is_str() => v,
+                    _ => toml::Value::String(raw.trim_matches('"').to_owned()),
+                }
+            }
+            (_, Some(v)) => v,
+            (_, None) => toml::Value::String(raw.to_owned()),
+        };
+        table.insert((*last).to_owned(), value);
+    }
+    let text = toml::to_string(&doc).context("cannot represent the configuration")?;
+    *config = AgentConfig::from_toml(&text).context("in --set")?;
+    Ok(())
 }
 
 impl Settings {
-    fn apply(self, c: &mut AgentConfig) {
+    fn apply(self, c: &mut AgentConfig) -> Result<()> {
+        let overrides = self.set.clone();
         let set = |target: &mut String, v: Option<String>| {
             if let Some(v) = v {
                 *target = v;
@@ -128,13 +186,14 @@ impl Settings {
         if let Some(v) = self.max_msg_size {
             c.agent.max_msg_size = v;
         }
+        apply_overrides(c, &overrides)
     }
 }
 
 pub(crate) fn run(args: AgentArgs) -> Result<()> {
     if let Some(AgentCommand::Init { settings }) = args.command {
         let mut config = AgentConfig::default();
-        settings.apply(&mut config);
+        settings.apply(&mut config)?;
         print!("{}", config.commented_toml());
         return Ok(());
     }
@@ -146,7 +205,7 @@ pub(crate) fn run(args: AgentArgs) -> Result<()> {
         }
         None => AgentConfig::default(),
     };
-    args.settings.apply(&mut config);
+    args.settings.apply(&mut config)?;
     config.validate()?;
     if args.check_config {
         println!("configuration is valid");

@@ -17,8 +17,12 @@ fn vector(name: &str) -> PathBuf {
 
 /// Runs `scomo wire <args>` with `stdin` as standard input.
 fn scomo(args: &[&str], stdin: &[u8]) -> Output {
+    run(&[&["wire"], args].concat(), stdin)
+}
+
+/// Runs `scomo ARGS...` with `stdin`.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scomo"))
-        .arg("wire")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -219,4 +223,49 @@ fn unusable_input_exits_1() {
         &scomo(&["xml2wbxml", "/nonexistent/msg.xml"], b""),
         &["cannot read /nonexistent/msg.xml"],
     );
+}
+
+/// Every agent configuration key can be given on the command line: the
+/// named flags, and `--set KEY=VALUE` for the rest (checked like the file).
+#[test]
+fn agent_init_takes_every_key_as_a_flag() {
+    let out = run(
+        &[
+            "agent",
+            "init",
+            "--device-id",
+            "IMEI:7",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--auth",
+            "hmac",
+            "--mod",
+            "M1",
+            "--set",
+            "device.fwv=2.1",
+            "--set",
+            "scomo.sync_operations=[\"Activate\"]",
+            "--set",
+            "agent.max_obj_size=1000",
+        ],
+        b"",
+    );
+    let text = String::from_utf8(ok(&out).to_vec()).unwrap();
+    for line in [
+        "id = \"IMEI:7\"",
+        "mod = \"M1\"",
+        "auth = \"hmac\"",
+        "fwv = \"2.1\"",
+        "max_obj_size = 1000",
+        "sync_operations = [\"Activate\"]",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim() == line),
+            "{line} missing in:\n{text}"
+        );
+    }
+    let out = run(&["agent", "init", "--set", "device.nope=1"], b"");
+    failed(&out, &["nope"]);
 }
