@@ -60,6 +60,8 @@ pub struct XmlReader<'a> {
     bindings: Vec<Binding>,
     /// A fragment may have several roots and text at top level.
     fragment: bool,
+    /// The fragment starts with U+FEFF, still to be returned as text.
+    leading_feff: bool,
     done: bool,
     root_closed: bool,
     /// Whether the input is known to fit the message limit.
@@ -93,6 +95,10 @@ impl<'a> XmlReader<'a> {
             Some(rest) => (BOM.len(), rest),
             None => (0, input),
         };
+        // A BOM starts a document; at the start of a fragment (the content
+        // of `Data`) U+FEFF is text, which quick-xml would drop (a fuzz
+        // finding: replaying such a fragment into WBXML lost it).
+        let leading_feff = fragment && base > 0;
         let mut reader = Reader::from_reader(body);
         let config = reader.config_mut();
         config.trim_text(false);
@@ -107,6 +113,7 @@ impl<'a> XmlReader<'a> {
             namespaces: Vec::new(),
             bindings: Vec::new(),
             fragment,
+            leading_feff,
             done: false,
             root_closed: false,
             checked,
@@ -246,6 +253,9 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
         self.checked.clone()?;
         if self.done {
             return Ok(Event::Eof);
+        }
+        if std::mem::take(&mut self.leading_feff) {
+            return Ok(Event::Text(Cow::Borrowed("\u{feff}")));
         }
         loop {
             let ev = match self.reader.read_event() {
@@ -526,6 +536,18 @@ mod tests {
                 Event::StartUnknown("x".into()),
                 Event::End,
                 Event::Start(Tag::FINAL),
+                Event::End,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fragment_keeps_a_leading_feff_as_text() {
+        assert_eq!(
+            events("\u{feff}<l/>").unwrap(),
+            [
+                Event::Text("\u{feff}".into()),
+                Event::StartUnknown("l".into()),
                 Event::End,
             ]
         );
