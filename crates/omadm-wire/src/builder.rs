@@ -41,7 +41,7 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
                     "root element <{name}> is not <SyncML> in the SYNCML:SYNCML1.2 namespace"
                 ))))
             }
-            Event::Text(t) if t.trim().is_empty() => continue,
+            Event::Text(t) if blank(&t) => continue,
             Event::Eof => {
                 return Err(p.error(DecodeErrorKind::NotSyncMl("the document is empty".into())))
             }
@@ -56,7 +56,7 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
     loop {
         match p.next()? {
             Event::Eof => return Ok(msg),
-            Event::Text(t) if t.trim().is_empty() => continue,
+            Event::Text(t) if blank(&t) => continue,
             _ => {
                 return Err(p.error(DecodeErrorKind::NotSyncMl(
                     "content after the end of <SyncML>".into(),
@@ -158,7 +158,14 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                     out.get_or_insert(Cow::Borrowed("")).to_mut().push_str(s);
                 }
                 Event::Start(_) | Event::StartUnknown(_) => self.skip()?,
-                Event::End => return Ok(out.unwrap_or(Cow::Borrowed(""))),
+                Event::End => {
+                    // NUL has no XML form (see `escape_into`): dropped.
+                    return Ok(match out {
+                        Some(t) if t.contains('\0') => Cow::Owned(t.replace('\0', "")),
+                        Some(t) => t,
+                        None => Cow::Borrowed(""),
+                    });
+                }
                 Event::Eof => {
                     return Err(self.error(DecodeErrorKind::UnexpectedEof(format!("<{element}>"))))
                 }
@@ -589,7 +596,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
                     // Whitespace-only text next to child elements is
                     // indentation.
-                    if let Some(t) = text.take().filter(|t| !t.trim().is_empty()) {
+                    if let Some(t) = text.take().filter(|t| !blank(&t)) {
                         open_content(out, &mut has_content);
                         escape_into(out, &t);
                     }
@@ -609,7 +616,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             });
         }
         // ... but the value itself when it is all the element holds.
-        if let Some(t) = text.filter(|t| !t.is_empty() && (!has_children || !t.trim().is_empty())) {
+        if let Some(t) = text.filter(|t| !t.is_empty() && (!has_children || !blank(&t))) {
             open_content(out, &mut has_content);
             escape_into(out, &t);
         }
@@ -679,6 +686,12 @@ fn xml_form_type(t: &str) -> &str {
     }
 }
 
+/// Whitespace only (NUL counts: it is dropped, so it must not make text
+/// significant).
+fn blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c == '\0')
+}
+
 fn join_text<'a>(text: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
     // NUL has no XML form and is dropped (see `escape_into`); dropping it
     // here, before the whitespace rules, keeps decode→encode→decode stable.
@@ -696,7 +709,7 @@ fn join_text<'a>(text: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
 /// Text between the elements of nested markup: kept unless it is only
 /// whitespace (indentation).
 fn markup_text(out: &mut String, text: &str) {
-    if !text.trim().is_empty() {
+    if !blank(&text) {
         escape_into(out, text);
     }
 }
