@@ -596,7 +596,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
                     // Whitespace-only text next to child elements is
                     // indentation.
-                    if let Some(t) = text.take().filter(|t| !blank(&t)) {
+                    if let Some(t) = text.take().filter(|t| !blank(t)) {
                         open_content(out, &mut has_content);
                         escape_into(out, &t);
                     }
@@ -616,7 +616,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             });
         }
         // ... but the value itself when it is all the element holds.
-        if let Some(t) = text.filter(|t| !t.is_empty() && (!has_children || !blank(&t))) {
+        if let Some(t) = text.filter(|t| !t.is_empty() && (!has_children || !blank(t))) {
             open_content(out, &mut has_content);
             escape_into(out, &t);
         }
