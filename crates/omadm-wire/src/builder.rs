@@ -709,7 +709,7 @@ fn join_text<'a>(text: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
 /// Text between the elements of nested markup: kept unless it is only
 /// whitespace (indentation).
 fn markup_text(out: &mut String, text: &str) {
-    if !blank(&text) {
+    if !blank(text) {
         escape_into(out, text);
     }
 }
