@@ -130,17 +130,8 @@ fn apply_overrides(config: &mut AgentConfig, overrides: &[String]) -> Result<()>
             .and_then(|mut t| t.remove("v"));
         let value = match (table.get(*last), typed) {
             (Some(toml::Value::String(_)), Some(toml::Value::String(v))) => toml::Value::String(v),
-            (Some(toml::Value::String(_)) | None, _)
-                if !raw.trim_start().starts_with(['[', '{']) =>
-            {
-                match toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                    .ok()
-                    .and_then(|mut t| t.remove("v"))
-                {
-                    Some(v) if table.get(*last).is_none() && !v.is_str() => v,
-                    _ => toml::Value::String(raw.trim_matches('"').to_owned()),
-                }
-            }
+            (Some(toml::Value::String(_)), _) => toml::Value::String(raw.trim().to_owned()),
+            // Other keys (and unset optional ones) take a TOML value, or text.
             (_, Some(v)) => v,
             (_, None) => toml::Value::String(raw.to_owned()),
         };
