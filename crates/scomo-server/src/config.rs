@@ -63,6 +63,40 @@ pub struct Config {
     pub devices: DevicesConfig,
     /// Package 0 delivery.
     pub notify: NotifyConfig,
+    /// SCOMO jobs and inventory.
+    pub scomo: ScomoConfig,
+}
+
+/// SCOMO jobs and inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScomoConfig {
+    /// Where devices hold the SCOMO MO. (`SCOMO.md` §1: the placement is not
+    /// fixed; `./SCOMO` is what deployed clients use.)
+    pub root: String,
+    /// A job with no result after this long times out.
+    pub job_timeout_secs: u64,
+    /// The inventory is read at the start of a session when the cached one
+    /// is older than this.
+    pub inventory_max_age_secs: u64,
+    /// How often each node looks for due jobs (timeouts, scheduled steps)
+    /// and for results no session handled.
+    pub worker_interval_ms: u64,
+    /// Apply catalog rules in every session (the device gets what the rules
+    /// select for it).
+    pub catalog: bool,
+}
+
+impl Default for ScomoConfig {
+    fn default() -> Self {
+        ScomoConfig {
+            root: scomo::mo::DEFAULT_ROOT.into(),
+            job_timeout_secs: 3600,
+            inventory_max_age_secs: 3600,
+            worker_interval_ms: 1000,
+            catalog: true,
+        }
+    }
 }
 
 /// HTTPS: both files or neither.
@@ -156,6 +190,7 @@ impl Default for Config {
             dm: DmConfig::default(),
             devices: DevicesConfig::default(),
             notify: NotifyConfig::default(),
+            scomo: ScomoConfig::default(),
         }
     }
 }
@@ -252,6 +287,20 @@ impl Config {
                     "must be an http:// or https:// URL such as https://dm.example.com",
                 ));
             }
+        }
+        if !self.scomo.root.starts_with("./") || self.scomo.root.ends_with('/') {
+            return Err(invalid(
+                "scomo.root",
+                &self.scomo.root,
+                "must be an absolute tree URI such as ./SCOMO",
+            ));
+        }
+        if self.scomo.job_timeout_secs == 0 || self.scomo.worker_interval_ms == 0 {
+            return Err(invalid(
+                "scomo.job_timeout_secs",
+                &self.scomo.job_timeout_secs.to_string(),
+                "job_timeout_secs and worker_interval_ms must be positive",
+            ));
         }
         if self.server_id.is_empty() || self.server_id.len() > 255 {
             return Err(invalid(

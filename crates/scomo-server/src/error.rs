@@ -97,7 +97,9 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
-            StoreError::DeviceExists { .. } => AppError::Conflict(e.to_string()),
+            StoreError::DeviceExists { .. } | StoreError::Conflict { .. } => {
+                AppError::Conflict(e.to_string())
+            }
             StoreError::UnknownDevice { .. } | StoreError::UnknownBatch { .. } => {
                 AppError::NotFound(e.to_string())
             }

@@ -37,6 +37,8 @@ pub const BATCHES_CLAIMED: &str = "scomo_batches_claimed_total";
 pub const BATCHES_COMPLETED: &str = "scomo_batches_completed_total";
 /// Generic alerts received and stored, by `code`.
 pub const ALERTS_RECEIVED: &str = "scomo_dm_alerts_received_total";
+/// Counter: SCOMO job state changes, by new state.
+pub const JOBS_MOVED: &str = "scomo_jobs_moved_total";
 /// Package 0 delivery attempts, by `transport` and `result` (`sent`, `failed`).
 pub const NOTIFICATIONS: &str = "scomo_notifications_total";
 /// HTTP requests answered with an error, by `code`.

@@ -159,6 +159,10 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
     let sweeper = tokio::spawn(sweeper(state.clone(), stopped(stop_rx.clone())));
+    let worker = tokio::spawn(crate::scomo::worker::run(
+        state.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let router = app(state.clone());
     let served = match listener {
         Listener::Tcp(l) => {
@@ -175,6 +179,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = notifier.await;
     let _ = sweeper.await;
+    let _ = worker.await;
     crate::dm::close_all(&state).await;
     info!(node = %state.node_id(), "server stopped");
     served

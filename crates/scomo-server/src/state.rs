@@ -75,6 +75,7 @@ struct Inner {
     /// costs more than the writes. DM messages therefore take their turn
     /// here first (PostgreSQL: no gate).
     write_gate: Option<tokio::sync::Mutex<()>>,
+    events: crate::events::Events,
 }
 
 impl std::fmt::Debug for AppState {
@@ -154,6 +155,7 @@ impl AppState {
                 notifier: Notify::new(),
                 admin_token,
                 write_gate,
+                events: crate::events::Events::new(),
             }),
         })
     }
@@ -208,6 +210,16 @@ impl AppState {
     /// Wakes the notifier (a notification was asked for).
     pub(crate) fn wake_notifier(&self) {
         self.inner.notifier.notify_one();
+    }
+
+    /// Publishes a live event.
+    pub(crate) fn publish(&self, ev: crate::events::ApiEvent) {
+        self.inner.events.publish(ev);
+    }
+
+    /// A receiver of live events.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::events::ApiEvent> {
+        self.inner.events.subscribe()
     }
 
     pub(crate) async fn notifier_woken(&self) {

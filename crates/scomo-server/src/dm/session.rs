@@ -35,7 +35,7 @@ use crate::random::OsRandom;
 use crate::state::AppState;
 use crate::store::{
     command_count, AuthType, BatchId, Device, NewAlert, NewSession, NonceUpdate, SessionEnd,
-    SessionKey, SessionOutcome, StoreError, Timestamp,
+    SessionKey, SessionOutcome, StoreError, StoredAlert, Timestamp,
 };
 
 /// The `./DevDetail` leaves read in every session (`OMA-TS-DM_StdObj-V1_2`
@@ -98,6 +98,12 @@ pub(crate) struct LiveSession {
     sent: HashMap<u64, Sent>,
     batches: BTreeMap<BatchId, BatchProgress>,
     ended: Option<ServerOutcome>,
+    /// Whether the SCOMO session-start work (inventory, catalog) was done.
+    scomo_ready: bool,
+    /// Batches completed by this message, for the SCOMO engine.
+    completed: Vec<BatchId>,
+    /// Alerts stored from this message, for the SCOMO engine.
+    new_alerts: Vec<StoredAlert>,
     /// Set once the store row is closed (ended, swept, or failed): the
     /// session must not handle more messages.
     closed: bool,
@@ -189,6 +195,9 @@ impl LiveSession {
             sent: HashMap::new(),
             batches: BTreeMap::new(),
             ended: None,
+            scomo_ready: false,
+            completed: Vec::new(),
+            new_alerts: Vec::new(),
             closed: false,
             span,
         })
@@ -245,8 +254,24 @@ impl LiveSession {
         let now = Timestamp::now();
         let mut w = Writes::default();
         self.drain(state, &mut w, now).await?;
-        if self.engine.is_ready_for_commands() && self.authenticated && self.key.is_some() {
-            self.queue_work(state, now).await?;
+        self.flush(state, std::mem::take(&mut w), now).await?;
+        if self.authenticated && self.key.is_some() {
+            if self.engine.is_ready_for_commands() && !self.scomo_ready {
+                self.scomo_ready = true;
+                if let Err(e) = crate::scomo::on_session_ready(state, &self.device_id).await {
+                    warn!("SCOMO session start failed: {e}");
+                }
+            }
+            // Results first: a job's next step goes out in this response.
+            crate::scomo::after_message(
+                state,
+                &std::mem::take(&mut self.completed),
+                &std::mem::take(&mut self.new_alerts),
+            )
+            .await;
+            if self.engine.is_ready_for_commands() {
+                self.queue_work(state, now).await?;
+            }
         }
         let Some(resp) = self.engine.poll_transmit() else {
             return Err(AppError::internal(StoreError::Invalid {
@@ -257,6 +282,14 @@ impl LiveSession {
         self.messages_out = self.messages_out.saturating_add(1);
         self.drain(state, &mut w, now).await?;
         self.flush(state, w, now).await?;
+        if !self.completed.is_empty() || !self.new_alerts.is_empty() {
+            crate::scomo::after_message(
+                state,
+                &std::mem::take(&mut self.completed),
+                &std::mem::take(&mut self.new_alerts),
+            )
+            .await;
+        }
         if let Some(outcome) = self.ended.take() {
             self.finish(state, &outcome, now).await;
         }
@@ -399,10 +432,30 @@ impl LiveSession {
                     .map(|l| l.loc_uri.clone()),
                 data: item.and_then(|i| i.data.clone()),
             };
-            if let Err(e) = state.store().record_alert(&new, now).await {
-                warn!(error = %crate::error::ErrorChain(&e), "cannot store a client alert; answering 500");
-                self.engine.set_status(at, StatusCode::COMMAND_FAILED);
-                return;
+            match state.store().record_alert(&new, now).await {
+                Ok(id) => {
+                    state.publish(crate::events::ApiEvent::new(
+                        "alert",
+                        id.0,
+                        &self.device_id,
+                        code.0.to_string(),
+                        new.correlator.clone(),
+                        now,
+                    ));
+                    self.new_alerts.push(StoredAlert {
+                        id,
+                        alert: new,
+                        batch: None,
+                        owner: None,
+                        received_at: now,
+                        processed_at: None,
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %crate::error::ErrorChain(&e), "cannot store a client alert; answering 500");
+                    self.engine.set_status(at, StatusCode::COMMAND_FAILED);
+                    return;
+                }
             }
         }
         info!(%code, correlator = ?alert.correlator, "client alert stored");
@@ -440,12 +493,14 @@ impl LiveSession {
                 store.complete_batch(batch.id, key, now).await?;
                 continue;
             }
-            for (top, cmd) in batch.commands.iter().enumerate() {
+            let mut commands = batch.commands.clone();
+            crate::scomo::resolve_package_refs(state, &mut commands).await;
+            for (top, cmd) in commands.into_iter().enumerate() {
                 let id = self.alloc(Sent::Batch {
                     batch: batch.id,
                     top,
                 });
-                self.engine.queue_command(id, prepare(cmd.clone()));
+                self.engine.queue_command(id, prepare(cmd));
             }
             self.batches.insert(
                 batch.id,
@@ -506,6 +561,7 @@ impl LiveSession {
                 p.done = true;
                 match store.complete_batch(*id, key, now).await {
                     Ok(()) => {
+                        self.completed.push(*id);
                         info!(batch = %id, "batch completed");
                         metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
                     }
@@ -581,6 +637,14 @@ impl LiveSession {
             "session ended"
         );
         let Some(key) = self.key else { return };
+        state.publish(crate::events::ApiEvent::new(
+            "session",
+            key.0,
+            &self.device_id,
+            outcome.as_str(),
+            None,
+            now,
+        ));
         let end = SessionEnd {
             outcome,
             messages_in: self.messages_in,

@@ -93,6 +93,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The operation conflicts with live work (e.g. a job on the same
+    /// component).
+    #[error("{what}")]
+    Conflict {
+        /// What is in the way.
+        what: String,
+    },
     /// The OS random source failed.
     #[error("no randomness for a token: {0}")]
     Random(getrandom::Error),

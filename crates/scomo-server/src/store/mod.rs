@@ -79,11 +79,16 @@ use omadm_wire::StatusCode;
 
 mod config;
 mod error;
+mod jobs_model;
 mod model;
 mod sql;
 
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
+pub use jobs_model::{
+    CatalogRule, Delivery, Inventory, InventoryEntry, InventoryKind, Job, JobEvent, JobFilter,
+    JobId, JobOp, JobOrigin, JobState, JobUpdate, NewCatalogRule, NewJob, RuleId,
+};
 pub use model::{
     command_count, AlertId, ApiToken, AuthType, Backoff, Batch, BatchId, BatchState,
     ClientCredentials, CommandOutcome, Device, DeviceFilter, DeviceOrigin, DevicePage,
@@ -102,7 +107,7 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 /// Everything the DM server keeps: the union of the narrow traits.
 #[async_trait]
 pub trait Store:
-    DeviceStore + SessionStore + CommandQueue + AlertStore + NotificationStore + TokenStore
+    DeviceStore + SessionStore + CommandQueue + AlertStore + NotificationStore + TokenStore + JobStore
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
@@ -368,4 +373,64 @@ pub trait TokenStore: Send + Sync {
 
     /// Revokes a token; returns whether it was live.
     async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<bool>;
+}
+
+/// SCOMO jobs, inventory and catalog rules.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Creates a job and takes its locks; [`StoreError::Conflict`] names the
+    /// live job that holds one of them.
+    async fn create_job(&self, job: &NewJob, now: Timestamp) -> Result<Job>;
+
+    /// One job.
+    async fn job(&self, id: JobId) -> Result<Option<Job>>;
+
+    /// Jobs matching `filter`, newest first, older than `before`.
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>>;
+
+    /// Applies `update` if the job is still at revision `rev` (and not
+    /// terminal); returns the updated job, or `None` when someone else got
+    /// there first. A terminal state releases the job's locks.
+    async fn update_job(
+        &self,
+        id: JobId,
+        rev: i64,
+        update: &JobUpdate,
+        now: Timestamp,
+    ) -> Result<Option<Job>>;
+
+    /// Adds a line to a job's history without changing it.
+    async fn note_job(&self, id: JobId, message: &str, now: Timestamp) -> Result<()>;
+
+    /// A job's history, oldest first.
+    async fn job_events(&self, id: JobId) -> Result<Vec<JobEvent>>;
+
+    /// Live jobs whose wake time or deadline has come, oldest first.
+    async fn due_jobs(&self, now: Timestamp, limit: u32) -> Result<Vec<Job>>;
+
+    /// Replaces a device's inventory with what was just read.
+    async fn replace_inventory(
+        &self,
+        device_id: &str,
+        entries: &[InventoryEntry],
+        method: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// A device's inventory as last read (`None`: never read).
+    async fn inventory(&self, device_id: &str) -> Result<Option<Inventory>>;
+
+    /// Creates a catalog rule.
+    async fn create_rule(&self, rule: &NewCatalogRule, now: Timestamp) -> Result<CatalogRule>;
+
+    /// All catalog rules, highest priority first.
+    async fn rules(&self) -> Result<Vec<CatalogRule>>;
+
+    /// Deletes a rule; returns whether it existed.
+    async fn delete_rule(&self, id: RuleId) -> Result<bool>;
 }

@@ -20,6 +20,7 @@ use super::Store;
 
 mod alerts;
 mod devices;
+mod jobs;
 mod notify;
 mod queue;
 mod sessions;

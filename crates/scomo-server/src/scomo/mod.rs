@@ -1,0 +1,218 @@
+//! The SCOMO server: jobs (one SCOMO operation on one device, possibly in
+//! several steps), each device's inventory, and catalog rules — all driven
+//! through the DM command queue.
+//!
+//! ```text
+//!  REST / catalog ─▶ create_job ─▶ batch "job:<id>:exec"   Add Download/<x> … Exec (Correlator)
+//!                                  or "inv1:job:<id>"      Get Inventory (to find the entry)
+//!  DM session ─┬─ batch finished ─▶ on_batch_finished ─▶ Exec 202: awaiting_result
+//!              │                                          200 / alert 1200: verify (read back)
+//!              ├─ Generic Alert ──▶ on_alert (correlator "scomo-job-<id>-<step>")
+//!              └─ session ready ──▶ on_session_ready: stale inventory → read; catalog rules
+//!  worker (every node) ─▶ results no session handled (crash), timeouts, scheduled steps
+//! ```
+//!
+//! A job succeeds only when the device reported success *and* the inventory
+//! read back afterwards shows the expected version and state; otherwise it
+//! ends `mismatch`.
+
+mod catalog;
+mod engine;
+mod inventory;
+pub(crate) mod plan;
+pub(crate) mod worker;
+
+use std::time::Duration;
+
+use omadm_wire::model::{Command, Data};
+use tracing::warn;
+
+pub use engine::{cancel_job, create_job, on_alert, on_batch_finished, tick, JobRequest};
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::{AlertId, Batch, BatchId, Lease, StoredAlert, Timestamp};
+use plan::{ComponentInfo, PackageInfo, PACKAGE_REF};
+
+/// A package's metadata as jobs use it.
+pub(crate) async fn load_package(
+    _state: &AppState,
+    _pkg_id: &str,
+) -> Result<Option<PackageInfo>, AppError> {
+    let _ = ComponentInfo::default();
+    Err(AppError::NotFound("MERGE-PENDING".into()))
+}
+
+pub(crate) async fn download_url(
+    _state: &AppState,
+    _pkg_id: &str,
+    _job: Option<i64>,
+    _ttl: Duration,
+) -> Result<(String, String, String), AppError> {
+    Err(AppError::NotFound("MERGE-PENDING".into()))
+}
+
+pub(crate) async fn download_summary(
+    _state: &AppState,
+    _token: &str,
+) -> Result<Option<String>, AppError> {
+    Ok(None)
+}
+
+/// Replaces package references in Data (direct delivery) with the package
+/// bytes, read from the repository when the batch is sent.
+pub(crate) async fn resolve_package_refs(state: &AppState, commands: &mut [Command]) {
+    for cmd in commands {
+        match cmd {
+            Command::Replace(c) | Command::Add(c) => {
+                for item in &mut c.items {
+                    let Some(sha) = item
+                        .data
+                        .as_ref()
+                        .and_then(Data::as_str)
+                        .and_then(|d| d.strip_prefix(PACKAGE_REF))
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    let path = state
+                        .config()
+                        .data_dir
+                        .join("packages")
+                        .join(format!("{sha}.pkg"));
+                    match tokio::fs::read(&path).await {
+                        Ok(bytes) => {
+                            if let Some(m) = item.meta.as_mut() {
+                                m.size = Some(bytes.len() as u64);
+                            }
+                            item.data = Some(Data::Binary(bytes));
+                        }
+                        Err(e) => {
+                            warn!(path = %path.display(), "cannot read a package for direct delivery: {e}");
+                            item.data = Some(Data::Binary(Vec::new()));
+                        }
+                    }
+                }
+            }
+            Command::Atomic(k) | Command::Sequence(k) => {
+                Box::pin(resolve_package_refs(state, &mut k.commands)).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Called by a session once the device is authenticated and ready for
+/// commands: reads a stale inventory (catalog rules follow the read), or
+/// applies the catalog rules to the cached one.
+pub(crate) async fn on_session_ready(state: &AppState, device_id: &str) -> Result<(), AppError> {
+    let cfg = &state.config().scomo;
+    let now = Timestamp::now();
+    let inv = state.store().inventory(device_id).await?;
+    let max_age = Duration::from_secs(cfg.inventory_max_age_secs);
+    match inv {
+        Some(i) if i.read_at + max_age > now => {
+            if cfg.catalog {
+                catalog::apply(state, device_id, &i.entries).await?;
+            }
+        }
+        _ => {
+            state
+                .store()
+                .enqueue_batch(
+                    &crate::store::NewBatch {
+                        device_id: device_id.to_owned(),
+                        owner: inventory::owner(1, "dev"),
+                        commands: inventory::stage1(&cfg.root),
+                        idempotent: true,
+                    },
+                    now,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a batch owner is one of ours (job or inventory read).
+pub(crate) fn owns(owner: &str) -> bool {
+    owner.starts_with("job:") || inventory::parse_owner(owner).is_some()
+}
+
+/// Handles what a session just completed and received, then acknowledges it
+/// so the workers do not handle it again. Errors are logged: the worker
+/// retries what was not acknowledged.
+pub(crate) async fn after_message(state: &AppState, batches: &[BatchId], alerts: &[StoredAlert]) {
+    let store = state.store();
+    let mut done = Vec::new();
+    for id in batches {
+        let batch = match store.batch(*id).await {
+            Ok(Some(b)) if owns(&b.owner) => b,
+            Ok(_) => continue,
+            Err(e) => {
+                warn!(batch = %id, error = %crate::error::ErrorChain(&e), "cannot read a finished batch");
+                continue;
+            }
+        };
+        match on_batch_finished(state, &batch).await {
+            Ok(()) => done.push(*id),
+            Err(e) => warn!(batch = %id, "handling a finished batch failed: {e}"),
+        }
+    }
+    if !done.is_empty() {
+        if let Err(e) = store.ack_finished(&done, Timestamp::now()).await {
+            warn!(error = %crate::error::ErrorChain(&e), "cannot acknowledge finished batches");
+        }
+    }
+    let mut acked: Vec<AlertId> = Vec::new();
+    for a in alerts {
+        let ours = a
+            .alert
+            .correlator
+            .as_deref()
+            .and_then(plan::job_of_correlator)
+            .is_some();
+        if !ours {
+            continue;
+        }
+        match on_alert(state, a).await {
+            Ok(()) => acked.push(a.id),
+            Err(e) => warn!(alert = a.id.0, "handling an alert failed: {e}"),
+        }
+    }
+    if !acked.is_empty() {
+        if let Err(e) = store.ack_alerts(&acked, Timestamp::now()).await {
+            warn!(error = %crate::error::ErrorChain(&e), "cannot acknowledge alerts");
+        }
+    }
+}
+
+/// One round of the worker: finished batches and alerts nobody handled,
+/// then due jobs.
+pub(crate) async fn worker_round(state: &AppState, lease: &Lease) -> Result<(), AppError> {
+    let store = state.store();
+    let now = Timestamp::now();
+    for prefix in ["job:", "inv"] {
+        let batches: Vec<Batch> = store.poll_finished(prefix, lease, 100, now).await?;
+        let ids: Vec<BatchId> = batches.iter().map(|b| b.id).collect();
+        for b in &batches {
+            if let Err(e) = on_batch_finished(state, b).await {
+                warn!(batch = %b.id, "handling a finished batch failed: {e}");
+            }
+        }
+        if !ids.is_empty() {
+            store.ack_finished(&ids, now).await?;
+        }
+    }
+    let alerts = store.poll_alerts(Some("job:"), lease, 100, now).await?;
+    let ids: Vec<AlertId> = alerts.iter().map(|a| a.id).collect();
+    for a in &alerts {
+        if let Err(e) = on_alert(state, a).await {
+            warn!(alert = a.id.0, "handling an alert failed: {e}");
+        }
+    }
+    if !ids.is_empty() {
+        store.ack_alerts(&ids, now).await?;
+    }
+    tick(state, now).await
+}
