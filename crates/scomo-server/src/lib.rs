@@ -32,10 +32,12 @@
 
 pub mod api;
 pub mod config;
+mod dl;
 mod dm;
 pub mod error;
 pub mod metrics;
 mod notifier;
+pub mod packages;
 mod random;
 mod serve;
 mod state;
@@ -45,5 +47,6 @@ pub use config::{Config, ConfigError};
 pub use dm::DEVDETAIL_LEAVES;
 pub use error::AppError;
 pub use notifier::CONTENT_TYPE as NOTIFICATION_CONTENT_TYPE;
+pub use packages::download_url;
 pub use serve::{app, run, tls_acceptor, Listener};
 pub use state::{AppState, StartError};

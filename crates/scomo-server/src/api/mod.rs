@@ -11,6 +11,11 @@
 //!   POST   /api/v1/devices/{id}/notify           send package 0 now
 //!   GET    /api/v1/devices/{id}/sessions         the session audit log
 //!   GET    /api/v1/devices/{id}/alerts           received client alerts
+//!   POST   /api/v1/packages                      upload a package (raw body, ?signature=B64)
+//!   GET    /api/v1/packages                      list (?after=&limit=)
+//!   GET    /api/v1/packages/{pkg_id}             one package
+//!   DELETE /api/v1/packages/{pkg_id}             delete it and its file (409 while in use)
+//!   POST   /api/v1/packages/{pkg_id}/download-url  a /dl URL and its descriptor URL
 //! ```
 //!
 //! Errors are JSON `{code, message}` (see [`crate::error::AppError`]). Secrets
@@ -18,6 +23,7 @@
 
 pub mod commands;
 pub mod devices;
+pub mod packages;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Request, State};
@@ -46,6 +52,15 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/devices/{id}/notify", post(devices::notify))
         .route("/devices/{id}/sessions", get(devices::sessions))
         .route("/devices/{id}/alerts", get(devices::alerts))
+        .route("/packages", get(packages::list).post(packages::upload))
+        .route(
+            "/packages/{pkg_id}",
+            get(packages::show).delete(packages::delete),
+        )
+        .route(
+            "/packages/{pkg_id}/download-url",
+            post(packages::download_url),
+        )
         .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
         .layer(middleware::from_fn_with_state(state, require_token));
     Router::new().nest("/api/v1", api)

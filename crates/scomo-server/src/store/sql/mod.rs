@@ -21,6 +21,7 @@ use super::Store;
 mod alerts;
 mod devices;
 mod notify;
+mod packages;
 mod queue;
 mod sessions;
 mod tokens;
