@@ -18,6 +18,10 @@
 //!
 //! [devices]
 //! insecure_auto_register = false
+//!
+//! [downloads]
+//! url_ttl_secs = 86400                      # lifetime of a /dl/{token} URL
+//! max_upload_bytes = 1073741824             # largest package accepted
 //! ```
 
 use std::fmt;
@@ -65,6 +69,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// SCOMO jobs and inventory.
     pub scomo: ScomoConfig,
+    /// The package repository and the download server (`/dl`).
+    pub downloads: DownloadsConfig,
 }
 
 /// SCOMO jobs and inventory.
@@ -95,6 +101,26 @@ impl Default for ScomoConfig {
             inventory_max_age_secs: 3600,
             worker_interval_ms: 1000,
             catalog: true,
+        }
+    }
+}
+
+/// The package repository and the download server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownloadsConfig {
+    /// How long a download URL (`/dl/{token}`) works when the caller does
+    /// not say.
+    pub url_ttl_secs: u64,
+    /// The largest package upload accepted; bigger ones are answered 413.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for DownloadsConfig {
+    fn default() -> Self {
+        DownloadsConfig {
+            url_ttl_secs: 86_400,
+            max_upload_bytes: 1 << 30,
         }
     }
 }
@@ -191,6 +217,7 @@ impl Default for Config {
             devices: DevicesConfig::default(),
             notify: NotifyConfig::default(),
             scomo: ScomoConfig::default(),
+            downloads: DownloadsConfig::default(),
         }
     }
 }
@@ -241,6 +268,9 @@ impl Default for NotifyConfig {
         }
     }
 }
+
+/// The longest download URL lifetime accepted (ten years).
+const MAX_URL_TTL_SECS: u64 = 10 * 366 * 86_400;
 
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -393,6 +423,20 @@ impl Config {
         if self.notify.max_attempts == 0 {
             return Err(invalid("notify.max_attempts", "0", "must be at least 1"));
         }
+        if self.downloads.url_ttl_secs == 0 || self.downloads.url_ttl_secs > MAX_URL_TTL_SECS {
+            return Err(invalid(
+                "downloads.url_ttl_secs",
+                &self.downloads.url_ttl_secs.to_string(),
+                "must be 1 second to 10 years",
+            ));
+        }
+        if self.downloads.max_upload_bytes < 1024 {
+            return Err(invalid(
+                "downloads.max_upload_bytes",
+                &self.downloads.max_upload_bytes.to_string(),
+                "must be at least 1024 bytes",
+            ));
+        }
         self.ui_mode()?;
         Ok(())
     }
@@ -440,6 +484,16 @@ impl Config {
     /// The idle timeout of sessions.
     pub fn session_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.dm.session_idle_timeout_secs)
+    }
+
+    /// The default lifetime of a download URL.
+    pub fn download_url_ttl(&self) -> Duration {
+        Duration::from_secs(self.downloads.url_ttl_secs)
+    }
+
+    /// Where uploaded packages are kept: `data_dir/packages`.
+    pub fn packages_dir(&self) -> PathBuf {
+        self.data_dir.join("packages")
     }
 
     /// The notification retry schedule.
@@ -499,6 +553,7 @@ impl fmt::Debug for Config {
             .field("dm", &self.dm)
             .field("devices", &self.devices)
             .field("notify", &self.notify)
+            .field("downloads", &self.downloads)
             .finish()
     }
 }
@@ -559,6 +614,25 @@ mod tests {
         let mut c = Config::default();
         c.notify.ui_mode = "loud".into();
         assert!(c.validate().unwrap_err().to_string().contains("ui_mode"));
+        let mut c = Config::default();
+        c.downloads.url_ttl_secs = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("url_ttl_secs"));
+        let mut c = Config::default();
+        c.downloads.max_upload_bytes = 10;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("downloads.max_upload_bytes"), "{e}");
+        let e = Config::from_toml("[downloads]\nurl_ttl = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("url_ttl"), "{e}");
+        let c =
+            Config::from_toml("[downloads]\nurl_ttl_secs = 60\nmax_upload_bytes = 4096").unwrap();
+        assert_eq!(c.download_url_ttl(), Duration::from_secs(60));
+        assert_eq!(c.downloads.max_upload_bytes, 4096);
     }
 
     #[test]

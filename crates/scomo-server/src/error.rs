@@ -25,6 +25,13 @@ pub enum AppError {
     /// The request conflicts with what exists (409).
     #[error("{0}")]
     Conflict(String),
+    /// The addressed thing existed but is gone for good, e.g. an expired
+    /// download token (410).
+    #[error("{0}")]
+    Gone(String),
+    /// The requested byte range is outside the resource (416).
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// The body is too big (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -53,6 +60,8 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Gone(_) => StatusCode::GONE,
+            AppError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +76,8 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict(_) => "conflict",
+            AppError::Gone(_) => "gone",
+            AppError::RangeNotSatisfiable(_) => "range_not_satisfiable",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unavailable(_) => "unavailable",
@@ -97,12 +108,12 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
-            StoreError::DeviceExists { .. } | StoreError::Conflict { .. } => {
-                AppError::Conflict(e.to_string())
-            }
-            StoreError::UnknownDevice { .. } | StoreError::UnknownBatch { .. } => {
-                AppError::NotFound(e.to_string())
-            }
+            StoreError::DeviceExists { .. }
+            | StoreError::PackageExists { .. }
+            | StoreError::Conflict { .. } => AppError::Conflict(e.to_string()),
+            StoreError::UnknownDevice { .. }
+            | StoreError::UnknownBatch { .. }
+            | StoreError::UnknownPackage { .. } => AppError::NotFound(e.to_string()),
             StoreError::Invalid { .. } => AppError::BadRequest(e.to_string()),
             other => AppError::internal(other),
         }

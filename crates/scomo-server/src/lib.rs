@@ -32,11 +32,13 @@
 
 pub mod api;
 pub mod config;
+mod dl;
 mod dm;
 pub mod error;
 pub mod events;
 pub mod metrics;
 mod notifier;
+pub mod packages;
 mod random;
 pub mod scomo;
 mod serve;
@@ -47,5 +49,6 @@ pub use config::{Config, ConfigError};
 pub use dm::DEVDETAIL_LEAVES;
 pub use error::AppError;
 pub use notifier::CONTENT_TYPE as NOTIFICATION_CONTENT_TYPE;
+pub use packages::download_url;
 pub use serve::{app, run, tls_acceptor, Listener};
 pub use state::{AppState, StartError};

@@ -3,6 +3,7 @@
 //! ```text
 //!   app(state) ─ /dm, /dm/{token}   DM-1 endpoint
 //!              ─ /api/v1/...        REST API (bearer token)
+//!              ─ /dl/{token}[/dd|/notify]  package downloads (the token is the capability)
 //!              ─ /healthz /metrics
 //!   run(state, listener, shutdown)
 //!      ├─ axum on TCP or TLS (rustls)
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::dm::routes())
+        .merge(crate::dl::routes())
         .merge(crate::api::routes(state.clone()))
         .fallback(|| async { crate::error::AppError::NotFound("no such endpoint".into()) })
         .with_state(state)

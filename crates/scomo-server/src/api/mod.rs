@@ -11,6 +11,21 @@
 //!   POST   /api/v1/devices/{id}/notify           send package 0 now
 //!   GET    /api/v1/devices/{id}/sessions         the session audit log
 //!   GET    /api/v1/devices/{id}/alerts           received client alerts
+//!   POST   /api/v1/packages                      upload a package (raw body, ?signature=B64)
+//!   GET    /api/v1/packages                      list (?after=&limit=)
+//!   GET    /api/v1/packages/{pkg_id}             one package
+//!   DELETE /api/v1/packages/{pkg_id}             delete it and its file (409 while in use)
+//!   POST   /api/v1/packages/{pkg_id}/download-url  a /dl URL and its descriptor URL
+//!   POST   /api/v1/jobs                          create a SCOMO job (op, device, package, ...)
+//!   GET    /api/v1/jobs                          list (?device=&state=&package=&live=&before=&limit=)
+//!   GET    /api/v1/jobs/{id}                     one job with its history and downloads
+//!   POST   /api/v1/jobs/{id}/cancel              cancel a live job
+//!   GET    /api/v1/devices/{id}/inventory        delivered packages, deployed components
+//!   POST   /api/v1/devices/{id}/inventory/refresh  read it in the next session (and notify)
+//!   GET    /api/v1/catalog/rules                 catalog rules, highest priority first
+//!   POST   /api/v1/catalog/rules                 create one
+//!   DELETE /api/v1/catalog/rules/{id}
+//!   GET    /api/v1/events                        Server-Sent Events (?device=&kinds=job,alert,session)
 //! ```
 //!
 //! Errors are JSON `{code, message}` (see [`crate::error::AppError`]). Secrets
@@ -18,13 +33,15 @@
 
 pub mod commands;
 pub mod devices;
+pub mod jobs;
+pub mod packages;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::error::AppError;
@@ -46,6 +63,26 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/devices/{id}/notify", post(devices::notify))
         .route("/devices/{id}/sessions", get(devices::sessions))
         .route("/devices/{id}/alerts", get(devices::alerts))
+        .route("/packages", get(packages::list).post(packages::upload))
+        .route(
+            "/packages/{pkg_id}",
+            get(packages::show).delete(packages::delete),
+        )
+        .route(
+            "/packages/{pkg_id}/download-url",
+            post(packages::download_url),
+        )
+        .route("/jobs", get(jobs::list).post(jobs::create))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/devices/{id}/inventory", get(jobs::inventory))
+        .route(
+            "/devices/{id}/inventory/refresh",
+            post(jobs::refresh_inventory),
+        )
+        .route("/catalog/rules", get(jobs::rules).post(jobs::create_rule))
+        .route("/catalog/rules/{id}", delete(jobs::delete_rule))
+        .route("/events", get(jobs::events))
         .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
         .layer(middleware::from_fn_with_state(state, require_token));
     Router::new().nest("/api/v1", api)

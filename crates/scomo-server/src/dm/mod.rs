@@ -201,7 +201,7 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
 
 /// `scheme://host[:port]` devices reach this node at: the configured (or
 /// bound) public URL, else the request's `Host`.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(u) = state.public_url() {
         return u.to_owned();
     }

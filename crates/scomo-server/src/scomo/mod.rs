@@ -36,27 +36,63 @@ use plan::{ComponentInfo, PackageInfo, PACKAGE_REF};
 
 /// A package's metadata as jobs use it.
 pub(crate) async fn load_package(
-    _state: &AppState,
-    _pkg_id: &str,
+    state: &AppState,
+    pkg_id: &str,
 ) -> Result<Option<PackageInfo>, AppError> {
-    let _ = ComponentInfo::default();
-    Err(AppError::NotFound("MERGE-PENDING".into()))
+    let Some(p) = state.store().package(pkg_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(PackageInfo {
+        pkg_id: p.pkg_id,
+        name: p.name,
+        version: p.version.unwrap_or_default(),
+        env_type: Some(p.env_type),
+        pkg_type: p.pkg_type,
+        size: p.size,
+        sha256: p.sha256,
+        signature: p.signature,
+        components: p
+            .components
+            .into_iter()
+            .map(|c| ComponentInfo {
+                id: c.id,
+                name: c.name,
+                version: c.version,
+            })
+            .collect(),
+    }))
 }
 
+/// A download URL of the package for a job: (token, URL, DD URL).
 pub(crate) async fn download_url(
-    _state: &AppState,
-    _pkg_id: &str,
-    _job: Option<i64>,
-    _ttl: Duration,
+    state: &AppState,
+    pkg_id: &str,
+    job: Option<i64>,
+    ttl: Duration,
 ) -> Result<(String, String, String), AppError> {
-    Err(AppError::NotFound("MERGE-PENDING".into()))
+    let d = crate::packages::issue_download_url(state, pkg_id, job, Some(ttl), None).await?;
+    Ok((d.token, d.url, d.dd_url))
 }
 
+/// One line on what the download server saw of a token.
 pub(crate) async fn download_summary(
-    _state: &AppState,
-    _token: &str,
+    state: &AppState,
+    token: &str,
 ) -> Result<Option<String>, AppError> {
-    Ok(None)
+    let Some(t) = state.store().download_token(token).await? else {
+        return Ok(None);
+    };
+    let mut s = format!(
+        "download server: {} bytes served, {} complete downloads",
+        t.bytes_served, t.downloads_completed
+    );
+    if let Some(e) = &t.last_error {
+        s.push_str(&format!(", last error: {e}"));
+    }
+    if let Some(n) = t.notify_status {
+        s.push_str(&format!(", install-notify {n}"));
+    }
+    Ok(Some(s))
 }
 
 /// Replaces package references in Data (direct delivery) with the package
@@ -116,21 +152,26 @@ pub(crate) async fn on_session_ready(state: &AppState, device_id: &str) -> Resul
                 catalog::apply(state, device_id, &i.entries).await?;
             }
         }
-        _ => {
-            state
-                .store()
-                .enqueue_batch(
-                    &crate::store::NewBatch {
-                        device_id: device_id.to_owned(),
-                        owner: inventory::owner(1, "dev"),
-                        commands: inventory::stage1(&cfg.root),
-                        idempotent: true,
-                    },
-                    now,
-                )
-                .await?;
-        }
+        _ => request_inventory(state, device_id).await?,
     }
+    Ok(())
+}
+
+/// Queues an inventory read for the device's next session (catalog rules
+/// are applied when it is in).
+pub(crate) async fn request_inventory(state: &AppState, device_id: &str) -> Result<(), AppError> {
+    state
+        .store()
+        .enqueue_batch(
+            &crate::store::NewBatch {
+                device_id: device_id.to_owned(),
+                owner: inventory::owner(1, "dev"),
+                commands: inventory::stage1(&state.config().scomo.root),
+                idempotent: true,
+            },
+            Timestamp::now(),
+        )
+        .await?;
     Ok(())
 }
 

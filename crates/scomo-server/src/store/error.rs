@@ -68,6 +68,18 @@ pub enum StoreError {
         /// The session that asked.
         session: SessionKey,
     },
+    /// A package with this PkgID exists already.
+    #[error("package {pkg_id:?} already exists")]
+    PackageExists {
+        /// The PkgID.
+        pkg_id: String,
+    },
+    /// No package has this PkgID.
+    #[error("no package {pkg_id:?}")]
+    UnknownPackage {
+        /// The PkgID.
+        pkg_id: String,
+    },
     /// An argument is not acceptable.
     #[error("invalid {field}: {reason}")]
     Invalid {

@@ -6,7 +6,8 @@
 //!   SCOMO job engine ──┼─ CommandQueue       batches of DM commands ⇄ statuses/results
 //!   REST API ──────────┼─ AlertStore         received Generic Alerts, drained by consumers
 //!                      ├─ NotificationStore  package 0 schedule with backoff
-//!                      └─ TokenStore         admin API tokens (SHA-256 only)
+//!                      ├─ TokenStore         admin API tokens (SHA-256 only)
+//!   /api/v1/packages, /dl ─ PackageStore     package repository, download tokens
 //!                                │
 //!                            SqlStore ── SQLite (one node, WAL) | PostgreSQL (many nodes)
 //! ```
@@ -81,6 +82,7 @@ mod config;
 mod error;
 mod jobs_model;
 mod model;
+mod packages_model;
 mod sql;
 
 pub use config::StoreConfig;
@@ -97,6 +99,7 @@ pub use model::{
     ServerCredentials, SessionEnd, SessionKey, SessionOutcome, SessionRecord, StoredAlert,
     Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN, DEVINFO_MOD, MAX_PAGE,
 };
+pub use packages_model::{DownloadToken, Package, PackageComponent};
 pub use sql::{Backend, SqlStore};
 
 /// Opens the store at `config.url`, applying pending migrations.
@@ -107,7 +110,14 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 /// Everything the DM server keeps: the union of the narrow traits.
 #[async_trait]
 pub trait Store:
-    DeviceStore + SessionStore + CommandQueue + AlertStore + NotificationStore + TokenStore + JobStore
+    DeviceStore
+    + SessionStore
+    + CommandQueue
+    + AlertStore
+    + NotificationStore
+    + TokenStore
+    + PackageStore
+    + JobStore
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
@@ -433,4 +443,60 @@ pub trait JobStore: Send + Sync {
 
     /// Deletes a rule; returns whether it existed.
     async fn delete_rule(&self, id: RuleId) -> Result<bool>;
+}
+
+/// The package repository and the download tokens of `/dl`.
+#[async_trait]
+pub trait PackageStore: Send + Sync {
+    /// Adds a package; [`StoreError::PackageExists`] if the PkgID is taken.
+    async fn insert_package(&self, package: &Package) -> Result<()>;
+
+    /// One package.
+    async fn package(&self, pkg_id: &str) -> Result<Option<Package>>;
+
+    /// Packages in PkgID order, after `after`, at most `limit`
+    /// (1..=[`MAX_PAGE`]).
+    async fn list_packages(&self, after: Option<&str>, limit: u32) -> Result<Vec<Package>>;
+
+    /// Deletes a package and its download tokens; returns whether it existed.
+    /// The caller checks [`PackageStore::package_in_use`] first and removes
+    /// the file.
+    async fn delete_package(&self, pkg_id: &str) -> Result<bool>;
+
+    /// Whether something still needs the package at `now`: a live download
+    /// token.
+    async fn package_in_use(&self, pkg_id: &str, now: Timestamp) -> Result<bool>;
+
+    /// Makes a download token for a package, valid until `expires_at`;
+    /// [`StoreError::UnknownPackage`] if there is no such package.
+    async fn create_download_token(
+        &self,
+        pkg_id: &str,
+        job_id: Option<i64>,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<DownloadToken>;
+
+    /// One token, expired or not.
+    async fn download_token(&self, token: &str) -> Result<Option<DownloadToken>>;
+
+    /// The tokens made for a job, oldest first.
+    async fn download_tokens_for_job(&self, job_id: i64) -> Result<Vec<DownloadToken>>;
+
+    /// Adds `bytes` to what a token served; `completed` when the response
+    /// delivered the file's last byte (clears `last_error`), `error` when it
+    /// stopped early. Returns whether the token exists.
+    async fn record_download(
+        &self,
+        token: &str,
+        bytes: u64,
+        completed: bool,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Records the install-notify status a device posted; returns whether
+    /// the token exists.
+    async fn record_install_notify(&self, token: &str, status: u16, now: Timestamp)
+        -> Result<bool>;
 }

@@ -22,6 +22,7 @@ mod alerts;
 mod devices;
 mod jobs;
 mod notify;
+mod packages;
 mod queue;
 mod sessions;
 mod tokens;
