@@ -46,10 +46,17 @@ pub enum AppError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The stable machine-readable code: `unauthorized`, `not_found`,
+    /// `bad_request`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `unavailable` or `internal`.
+    #[schema(example = "not_found")]
+    pub code: &'static str,
+    /// What went wrong, for people (never a secret).
+    #[schema(example = "no device \"dev-1\"")]
+    pub message: String,
 }
 
 impl AppError {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::devices::find;
 use super::{json_body, rfc3339};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{command_count, Batch, BatchId, NewBatch, Timestamp};
 
@@ -38,7 +38,7 @@ pub const MAX_NESTING: usize = 4;
 pub const MAX_OWNER_LEN: usize = 128;
 
 /// A DM command in the API's JSON form.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// `get`, `add`, `replace`, `delete`, `exec`, `copy`, `atomic`, `sequence`.
@@ -66,6 +66,7 @@ pub struct CommandSpec {
     pub correlator: Option<String>,
     /// Children of `atomic` / `sequence`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub commands: Option<Vec<CommandSpec>>,
 }
 
@@ -229,7 +230,7 @@ fn split_data(d: Option<&Data>) -> (Option<String>, Option<String>) {
 }
 
 /// `POST /api/v1/devices/{id}/commands`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// The commands, sent in order in one session.
@@ -248,7 +249,7 @@ pub struct EnqueueRequest {
 }
 
 /// A batch as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchView {
     /// Its id.
     pub id: i64,
@@ -264,9 +265,11 @@ pub struct BatchView {
     pub attempts: u32,
     /// Commands, containers and children counted.
     pub command_count: u32,
-    /// When it was enqueued.
+    /// When it was enqueued (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
-    /// When it reached a final state.
+    /// When it reached a final state (RFC 3339).
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     /// The commands.
     pub commands: Vec<CommandSpec>,
@@ -275,7 +278,7 @@ pub struct BatchView {
 }
 
 /// One command's outcome.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutcomeView {
     /// Depth-first index of the command.
     pub index: u32,
@@ -286,7 +289,7 @@ pub struct OutcomeView {
 }
 
 /// One Results item.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResultItemView {
     /// The node.
     pub source: Option<String>,
@@ -348,6 +351,25 @@ impl BatchView {
     }
 }
 
+/// Enqueues a batch of DM commands for the device's next session (and sends
+/// package 0 unless `notify` is false or the device has no address).
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/commands",
+    operation_id = "enqueue_batch",
+    tag = "commands",
+    params(("id" = String, Path, description = "The DevId")),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "The batch, pending", body = BatchView),
+        (status = 400, description = "A bad body or command", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 413, description = "The body is too big", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -402,6 +424,23 @@ pub(crate) async fn enqueue(
     Ok((StatusCode::CREATED, Json(BatchView::new(stored))).into_response())
 }
 
+/// A batch with its statuses and results so far.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/commands/{batch}",
+    operation_id = "show_batch",
+    tag = "commands",
+    params(
+        ("id" = String, Path, description = "The DevId"),
+        ("batch" = i64, Path, description = "The batch id"),
+    ),
+    responses(
+        (status = 200, description = "The batch", body = BatchView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device or batch", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path((id, batch)): Path<(String, i64)>,

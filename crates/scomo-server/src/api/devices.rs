@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{json_body, query, rfc3339};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{
     AlertId, AuthType, ClientCredentials, Device, DeviceFilter, DevicePageRequest, DeviceUpdate,
@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 /// A device as the API shows it (never a secret).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceView {
     /// The DevId.
     pub id: String,
@@ -41,13 +41,17 @@ pub struct DeviceView {
     pub dev_typ: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// When it was provisioned or registered.
+    /// When it was provisioned or registered (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
-    /// Its first session.
+    /// Its first session (RFC 3339).
+    #[schema(format = DateTime)]
     pub first_seen_at: Option<String>,
-    /// Its latest session.
+    /// Its latest session (RFC 3339).
+    #[schema(format = DateTime)]
     pub last_seen_at: Option<String>,
-    /// DevInfo/DevDetail values the device reported (one device only).
+    /// DevInfo/DevDetail values the device reported, by node URI (only when
+    /// one device is shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<BTreeMap<String, String>>,
 }
@@ -77,23 +81,48 @@ impl DeviceView {
 }
 
 /// `GET /api/v1/devices` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Devices after this DevId (the previous page's `next_after`).
     after: Option<String>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Only this `./DevInfo/Man`.
     man: Option<String>,
+    /// Only this `./DevInfo/Mod`.
     model: Option<String>,
+    /// Only this `./DevDetail/DevTyp`.
     dev_typ: Option<String>,
+    /// Only DevIds starting with this.
     prefix: Option<String>,
 }
 
-#[derive(Serialize)]
-struct DevicePageView {
+/// One page of devices, in DevId order.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DevicePage {
+    /// The devices.
     devices: Vec<DeviceView>,
+    /// The `after` of the next page; `null` on the last one.
     next_after: Option<String>,
 }
 
+/// Lists devices, filtered and paged by DevId.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    operation_id = "list_devices",
+    tag = "devices",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of devices", body = DevicePage),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -122,7 +151,7 @@ pub(crate) async fn list(
             },
         )
         .await?;
-    Ok(Json(DevicePageView {
+    Ok(Json(DevicePage {
         devices: page
             .devices
             .into_iter()
@@ -133,23 +162,48 @@ pub(crate) async fn list(
     .into_response())
 }
 
-/// `POST /api/v1/devices`.
-#[derive(Deserialize)]
+/// `POST /api/v1/devices`: a device with its client credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProvisionRequest {
+    /// The DevId (1 to 255 bytes).
     id: String,
+    /// The client user name (no `:` with `basic`).
     username: String,
+    /// The client password (only its hash is stored).
     password: String,
+    /// Client auth type: `md5` (default), `basic` or `hmac`.
     #[serde(default)]
     auth: Option<String>,
+    /// The server's password towards this device (default: the server-wide
+    /// one).
     #[serde(default)]
     server_password: Option<String>,
+    /// Where package 0 goes (`http://` or `https://` URL).
     #[serde(default)]
     notify_addr: Option<String>,
+    /// Labels.
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
 
+/// Provisions a device with its credentials.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices",
+    operation_id = "provision_device",
+    tag = "devices",
+    request_body = ProvisionRequest,
+    responses(
+        (status = 201, description = "The device", body = DeviceView),
+        (status = 400, description = "A bad body or field", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 409, description = "The DevId exists", body = ErrorBody),
+        (status = 413, description = "The body is too big", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn provision(
     State(state): State<AppState>,
     body: Result<Json<ProvisionRequest>, JsonRejection>,
@@ -184,6 +238,20 @@ pub(crate) async fn provision(
     Ok((StatusCode::CREATED, Json(DeviceView::new(device, None))).into_response())
 }
 
+/// One device with the DevInfo/DevDetail values it reported.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}",
+    operation_id = "show_device",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId")),
+    responses(
+        (status = 200, description = "The device, with `nodes`", body = DeviceView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -194,18 +262,26 @@ pub(crate) async fn show(
 }
 
 /// `PATCH /api/v1/devices/{id}`: absent fields stay, `null` clears.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateRequest {
+    /// New client user name (with `password`).
     #[serde(default)]
     username: Option<String>,
+    /// New client password (with `username`).
     #[serde(default)]
     password: Option<String>,
+    /// New client auth type (needs `username` and `password`).
     #[serde(default)]
     auth: Option<String>,
+    /// The server's password towards this device; `null` goes back to the
+    /// server-wide one.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     server_password: Option<Option<String>>,
+    /// Where package 0 goes; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     notify_addr: Option<Option<String>>,
 }
 
@@ -216,6 +292,24 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Changes credentials, the server password or the notification address.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{id}",
+    operation_id = "update_device",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId")),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, description = "The device", body = DeviceView),
+        (status = 400, description = "A bad body or field", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 413, description = "The body is too big", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -271,6 +365,20 @@ pub(crate) async fn update(
     Ok(Json(DeviceView::new(device, None)).into_response())
 }
 
+/// Deletes a device with its queue, alerts and audit log.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{id}",
+    operation_id = "delete_device",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -283,14 +391,31 @@ pub(crate) async fn delete(
     }
 }
 
-#[derive(Serialize)]
+/// A package 0 scheduled.
+#[derive(Serialize, utoipa::ToSchema)]
 struct NotifyView {
+    /// The notification's id.
     notification_id: i64,
+    /// Where it goes.
     notify_addr: String,
 }
 
 /// `POST /api/v1/devices/{id}/notify`: asks for a package 0 due now; this
 /// node's notifier sends it at once (and retries until the device calls).
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/notify",
+    operation_id = "notify_device",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId")),
+    responses(
+        (status = 202, description = "Package 0 is due now", body = NotifyView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+        (status = 409, description = "The device has no notification address", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn notify(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -314,24 +439,42 @@ pub(crate) async fn notify(
         .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Paging of a device's sessions or alerts, newest first.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
+    /// Entries older than this `key` / `id` (the last one of the previous page).
     before: Option<i64>,
+    /// Page size (default 50, clamped to 1..=1000).
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// One DM session in the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionView {
+    /// Its key (for `before`).
     key: i64,
+    /// The SyncML SessionID.
     session_id: String,
+    /// The server node that ran it.
     node_id: String,
+    /// The initiating alert code (1200 server-, 1201 client-initiated).
     initiation: u16,
+    /// When it started (RFC 3339).
+    #[schema(format = DateTime)]
     started_at: String,
+    /// When it ended (RFC 3339).
+    #[schema(format = DateTime)]
     ended_at: Option<String>,
+    /// How it ended, once it has: `ok`, `auth_failed`, `aborted`, `error`
+    /// or `lost`.
     outcome: Option<&'static str>,
+    /// Messages received.
     messages_in: u32,
+    /// Messages sent.
     messages_out: u32,
+    /// More on the outcome.
     detail: Option<String>,
 }
 
@@ -352,6 +495,21 @@ impl From<SessionRecord> for SessionView {
     }
 }
 
+/// The device's session audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/sessions",
+    operation_id = "list_sessions",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId"), PageParams),
+    responses(
+        (status = 200, description = "Sessions, newest first", body = [SessionView]),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -371,19 +529,33 @@ pub(crate) async fn sessions(
     Ok(Json(v).into_response())
 }
 
-#[derive(Serialize)]
+/// A client alert the device sent.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AlertView {
+    /// Its id (for `before`).
     id: i64,
+    /// The alert code (e.g. 1226 generic alert).
     code: u16,
+    /// The Exec correlator it answers.
     correlator: Option<String>,
+    /// `Item/Meta/Type`.
     #[serde(rename = "type")]
     alert_type: Option<String>,
+    /// `Item/Meta/Format`.
     format: Option<String>,
+    /// `Item/Source/LocURI`.
     source: Option<String>,
+    /// `Item/Target/LocURI`.
     target: Option<String>,
+    /// `Item/Data` as text.
     data: Option<String>,
+    /// The batch whose Exec it answers.
     batch: Option<i64>,
+    /// When it arrived (RFC 3339).
+    #[schema(format = DateTime)]
     received_at: String,
+    /// When it was processed (RFC 3339).
+    #[schema(format = DateTime)]
     processed_at: Option<String>,
 }
 
@@ -409,6 +581,21 @@ impl From<StoredAlert> for AlertView {
     }
 }
 
+/// Client alerts the device sent, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/alerts",
+    operation_id = "list_alerts",
+    tag = "devices",
+    params(("id" = String, Path, description = "The DevId"), PageParams),
+    responses(
+        (status = 200, description = "Alerts, newest first", body = [AlertView]),
+        (status = 400, description = "A bad query parameter", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "No such device", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn alerts(
     State(state): State<AppState>,
     Path(id): Path<String>,

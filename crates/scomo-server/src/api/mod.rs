@@ -30,10 +30,14 @@
 //!
 //! Errors are JSON `{code, message}` (see [`crate::error::AppError`]). Secrets
 //! (passwords, their hashes, nonces) never appear in a response.
+//!
+//! Every endpoint is declared once, in the `endpoints!` list below, and
+//! documented in [`openapi`] (see there for how to add one).
 
 pub mod commands;
 pub mod devices;
 pub mod jobs;
+pub mod openapi;
 pub mod packages;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -41,51 +45,99 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::Timestamp;
 
-/// The `/api/v1` routes, token-checked.
+/// One endpoint the API serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The HTTP method, e.g. `GET`.
+    pub method: &'static str,
+    /// The path under `/api/v1`, axum/OpenAPI style: `/devices/{id}`.
+    pub path: &'static str,
+    /// Whether it needs `Authorization: Bearer <token>`.
+    pub token: bool,
+}
+
+impl Endpoint {
+    /// The full path, `/api/v1...`, as in the OpenAPI document.
+    pub fn full_path(&self) -> String {
+        format!("/api/v1{}", self.path)
+    }
+}
+
+/// Declares the endpoints once: the routers registering them and
+/// [`ENDPOINTS`] listing them (which the OpenAPI test holds against the
+/// document, so an undocumented endpoint fails it).
+macro_rules! endpoints {
+    (
+        public { $($pm:ident $pp:literal => $ph:path;)* }
+        token { $($tm:ident $tp:literal => $th:path;)* }
+    ) => {
+        /// Every endpoint under `/api/v1`, as `routes()` registers them.
+        pub const ENDPOINTS: &[Endpoint] = &[
+            $(Endpoint { method: stringify!($pm), path: $pp, token: false },)*
+            $(Endpoint { method: stringify!($tm), path: $tp, token: true },)*
+        ];
+
+        /// The endpoints that need no token.
+        fn public_routes() -> Router<AppState> {
+            Router::new()$(.route($pp, on(MethodFilter::$pm, $ph)))*
+        }
+
+        /// The endpoints behind the token check.
+        fn token_routes() -> Router<AppState> {
+            Router::new()$(.route($tp, on(MethodFilter::$tm, $th)))*
+        }
+    };
+}
+
+// A new endpoint: one line here, `#[utoipa::path]` on its handler, one line
+// in `paths(...)` in openapi.rs, then bless the snapshot (see [`openapi`]).
+endpoints! {
+    public {
+        GET    "/openapi.json"                   => openapi::serve;
+    }
+    token {
+        GET    "/devices"                        => devices::list;
+        POST   "/devices"                        => devices::provision;
+        GET    "/devices/{id}"                   => devices::show;
+        PATCH  "/devices/{id}"                   => devices::update;
+        DELETE "/devices/{id}"                   => devices::delete;
+        POST   "/devices/{id}/commands"          => commands::enqueue;
+        GET    "/devices/{id}/commands/{batch}"  => commands::show;
+        POST   "/devices/{id}/notify"            => devices::notify;
+        GET    "/devices/{id}/sessions"          => devices::sessions;
+        GET    "/devices/{id}/alerts"            => devices::alerts;
+        GET    "/devices/{id}/inventory"         => jobs::inventory;
+        POST   "/devices/{id}/inventory/refresh" => jobs::refresh_inventory;
+        POST   "/packages"                       => packages::upload;
+        GET    "/packages"                       => packages::list;
+        GET    "/packages/{pkg_id}"              => packages::show;
+        DELETE "/packages/{pkg_id}"              => packages::delete;
+        POST   "/packages/{pkg_id}/download-url" => packages::download_url;
+        POST   "/jobs"                           => jobs::create;
+        GET    "/jobs"                           => jobs::list;
+        GET    "/jobs/{id}"                      => jobs::show;
+        POST   "/jobs/{id}/cancel"               => jobs::cancel;
+        GET    "/catalog/rules"                  => jobs::rules;
+        POST   "/catalog/rules"                  => jobs::create_rule;
+        DELETE "/catalog/rules/{id}"             => jobs::delete_rule;
+        GET    "/events"                         => jobs::events;
+    }
+}
+
+/// The `/api/v1` routes: the public ones, then the token-checked ones and
+/// the JSON 404 for unknown API paths (which answers 401 without a token).
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
-    let api = Router::new()
-        .route("/devices", get(devices::list).post(devices::provision))
-        .route(
-            "/devices/{id}",
-            get(devices::show)
-                .patch(devices::update)
-                .delete(devices::delete),
-        )
-        .route("/devices/{id}/commands", post(commands::enqueue))
-        .route("/devices/{id}/commands/{batch}", get(commands::show))
-        .route("/devices/{id}/notify", post(devices::notify))
-        .route("/devices/{id}/sessions", get(devices::sessions))
-        .route("/devices/{id}/alerts", get(devices::alerts))
-        .route("/packages", get(packages::list).post(packages::upload))
-        .route(
-            "/packages/{pkg_id}",
-            get(packages::show).delete(packages::delete),
-        )
-        .route(
-            "/packages/{pkg_id}/download-url",
-            post(packages::download_url),
-        )
-        .route("/jobs", get(jobs::list).post(jobs::create))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/devices/{id}/inventory", get(jobs::inventory))
-        .route(
-            "/devices/{id}/inventory/refresh",
-            post(jobs::refresh_inventory),
-        )
-        .route("/catalog/rules", get(jobs::rules).post(jobs::create_rule))
-        .route("/catalog/rules/{id}", delete(jobs::delete_rule))
-        .route("/events", get(jobs::events))
+    let checked = token_routes()
         .fallback(|| async { AppError::NotFound("no such API endpoint".into()) })
         .layer(middleware::from_fn_with_state(state, require_token));
-    Router::new().nest("/api/v1", api)
+    Router::new().nest("/api/v1", public_routes().merge(checked))
 }
 
 /// Checks `Authorization: Bearer <token>` against the store's live tokens.

@@ -7,19 +7,18 @@ use crate::harness::{enc, status_json, DmClient, TestApp};
 #[tokio::test]
 async fn every_api_route_needs_a_valid_token() {
     let app = TestApp::start().await;
-    let routes = [
-        ("GET", "/devices"),
-        ("POST", "/devices"),
-        ("GET", "/devices/x"),
-        ("PATCH", "/devices/x"),
-        ("DELETE", "/devices/x"),
-        ("POST", "/devices/x/commands"),
-        ("GET", "/devices/x/commands/1"),
-        ("POST", "/devices/x/notify"),
-        ("GET", "/devices/x/sessions"),
-        ("GET", "/nothing/here"),
-    ];
-    for (method, path) in routes {
+    // Every token-checked endpoint, and an unknown API path.
+    let mut routes: Vec<(&str, String)> = scomo_server::api::ENDPOINTS
+        .iter()
+        .filter(|e| e.token)
+        .map(|e| {
+            let path = e.path.replace("{id}", "x").replace("{batch}", "1");
+            (e.method, path)
+        })
+        .collect();
+    assert!(routes.len() >= 10);
+    routes.push(("GET", "/nothing/here".into()));
+    for (method, path) in &routes {
         for auth in [None, Some("Bearer scomo_wrong"), Some("Basic abc")] {
             let mut r = app
                 .http

@@ -13,3 +13,4 @@ mod agent;
 mod api;
 mod dm;
 mod notify;
+mod openapi;
