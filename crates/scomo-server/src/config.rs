@@ -567,7 +567,11 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("ui_mode"));
         let mut c = Config::default();
         c.downloads.url_ttl_secs = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("url_ttl_secs"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("url_ttl_secs"));
         let mut c = Config::default();
         c.downloads.max_upload_bytes = 10;
         let e = c.validate().unwrap_err().to_string();
@@ -576,7 +580,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("url_ttl"), "{e}");
-        let c = Config::from_toml("[downloads]\nurl_ttl_secs = 60\nmax_upload_bytes = 4096").unwrap();
+        let c =
+            Config::from_toml("[downloads]\nurl_ttl_secs = 60\nmax_upload_bytes = 4096").unwrap();
         assert_eq!(c.download_url_ttl(), Duration::from_secs(60));
         assert_eq!(c.downloads.max_upload_bytes, 4096);
     }

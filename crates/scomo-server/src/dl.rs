@@ -128,9 +128,10 @@ fn parse_range(value: &str, size: u64) -> RangeAsk {
 
 /// Whether an `If-None-Match` value matches `etag`.
 fn none_match(value: &str, etag: &str) -> bool {
-    value.split(',').map(str::trim).any(|t| {
-        t == "*" || t == etag || t.strip_prefix("W/") == Some(etag)
-    })
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
 }
 
 async fn download(

@@ -113,9 +113,7 @@ impl From<StoreError> for AppError {
             }
             StoreError::UnknownDevice { .. }
             | StoreError::UnknownBatch { .. }
-            | StoreError::UnknownPackage { .. } => {
-                AppError::NotFound(e.to_string())
-            }
+            | StoreError::UnknownPackage { .. } => AppError::NotFound(e.to_string()),
             StoreError::Invalid { .. } => AppError::BadRequest(e.to_string()),
             other => AppError::internal(other),
         }

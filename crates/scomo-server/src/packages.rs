@@ -132,12 +132,16 @@ where
         Err(StoreError::PackageExists { .. }) => {
             // Another upload of the same PkgID won the race. Same content:
             // the same file, which stays. Other content: ours goes.
-            let existing = state.store().package(&package.pkg_id).await?.ok_or_else(|| {
-                AppError::Conflict(format!(
-                    "package {:?} is being changed concurrently",
-                    package.pkg_id
-                ))
-            })?;
+            let existing = state
+                .store()
+                .package(&package.pkg_id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::Conflict(format!(
+                        "package {:?} is being changed concurrently",
+                        package.pkg_id
+                    ))
+                })?;
             if existing.sha256 != package.sha256 {
                 let _ = tokio::fs::remove_file(state.config().data_dir.join(&package.file)).await;
             }
@@ -256,9 +260,9 @@ fn read_manifest(path: &Path) -> Result<(Kind, Manifest), String> {
             let f = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
             manifest_from_tar(flate2::read::GzDecoder::new(f))?
         }
-        Kind::Tar => manifest_from_tar(BufReader::new(
-            File::open(path).map_err(|e| e.to_string())?,
-        ))?,
+        Kind::Tar => {
+            manifest_from_tar(BufReader::new(File::open(path).map_err(|e| e.to_string())?))?
+        }
         Kind::Zip => manifest_from_zip(path)?,
     };
     let text = text.ok_or_else(|| format!("no {MANIFEST_FILE} at the root of the archive"))?;
@@ -274,14 +278,18 @@ fn is_manifest_path(p: &str) -> bool {
 
 fn read_limited(r: impl Read, declared: u64) -> Result<Vec<u8>, String> {
     if declared > MAX_MANIFEST {
-        return Err(format!("{MANIFEST_FILE} is larger than {MAX_MANIFEST} bytes"));
+        return Err(format!(
+            "{MANIFEST_FILE} is larger than {MAX_MANIFEST} bytes"
+        ));
     }
     let mut out = Vec::new();
     r.take(MAX_MANIFEST + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("corrupt archive: {e}"))?;
     if out.len() as u64 > MAX_MANIFEST {
-        return Err(format!("{MANIFEST_FILE} is larger than {MAX_MANIFEST} bytes"));
+        return Err(format!(
+            "{MANIFEST_FILE} is larger than {MAX_MANIFEST} bytes"
+        ));
     }
     Ok(out)
 }
@@ -392,7 +400,10 @@ mod tests {
         assert_eq!(check_signature(&sig).unwrap(), sig);
         assert!(check_signature("not base64!").is_err());
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 10]);
-        assert!(check_signature(&short).unwrap_err().to_string().contains("64"));
+        assert!(check_signature(&short)
+            .unwrap_err()
+            .to_string()
+            .contains("64"));
     }
 
     #[test]

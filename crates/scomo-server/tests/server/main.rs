@@ -11,5 +11,7 @@ mod harness;
 
 mod agent;
 mod api;
+mod dl;
 mod dm;
 mod notify;
+mod packages;

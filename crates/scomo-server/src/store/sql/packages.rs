@@ -103,7 +103,9 @@ impl PackageStore for SqlStore {
     async fn package(&self, pkg_id: &str) -> Result<Option<Package>> {
         let row: Option<PackageRow> = with_pool!(self, |pool, _pg| {
             sqlx::query_as(concat!(
-                "SELECT ", package_columns!(), " FROM packages WHERE pkg_id = $1"
+                "SELECT ",
+                package_columns!(),
+                " FROM packages WHERE pkg_id = $1"
             ))
             .bind(pkg_id)
             .fetch_optional(pool)
@@ -115,7 +117,9 @@ impl PackageStore for SqlStore {
     async fn list_packages(&self, after: Option<&str>, limit: u32) -> Result<Vec<Package>> {
         let rows: Vec<PackageRow> = with_pool!(self, |pool, _pg| {
             sqlx::query_as(concat!(
-                "SELECT ", package_columns!(), " FROM packages \
+                "SELECT ",
+                package_columns!(),
+                " FROM packages \
                  WHERE ($1 IS NULL OR pkg_id > $1) ORDER BY pkg_id LIMIT $2"
             ))
             .bind(after)
@@ -198,7 +202,9 @@ impl PackageStore for SqlStore {
     async fn download_token(&self, token: &str) -> Result<Option<DownloadToken>> {
         let row: Option<TokenRow> = with_pool!(self, |pool, _pg| {
             sqlx::query_as(concat!(
-                "SELECT ", token_columns!(), " FROM download_tokens WHERE token = $1"
+                "SELECT ",
+                token_columns!(),
+                " FROM download_tokens WHERE token = $1"
             ))
             .bind(token)
             .fetch_optional(pool)
@@ -210,7 +216,9 @@ impl PackageStore for SqlStore {
     async fn download_tokens_for_job(&self, job_id: i64) -> Result<Vec<DownloadToken>> {
         let rows: Vec<TokenRow> = with_pool!(self, |pool, _pg| {
             sqlx::query_as(concat!(
-                "SELECT ", token_columns!(), " FROM download_tokens WHERE job_id = $1 \
+                "SELECT ",
+                token_columns!(),
+                " FROM download_tokens WHERE job_id = $1 \
                  ORDER BY created_at, token"
             ))
             .bind(job_id)
