@@ -162,11 +162,10 @@ pub async fn create_job(
     let plan = JobPlan {
         steps,
         package,
+        timeout_secs: req.timeout.map(|t| t.as_secs().max(1)),
         ..JobPlan::default()
     };
-    let timeout = req
-        .timeout
-        .unwrap_or(Duration::from_secs(state.config().scomo.job_timeout_secs));
+    let timeout = step_timeout(state, &plan);
     let scheduled = req.at.filter(|at| *at > now);
     let new = NewJob {
         device_id: device.id.clone(),
@@ -197,6 +196,27 @@ pub async fn create_job(
         state.wake_notifier();
     }
     Ok(job)
+}
+
+/// How long a step may take.
+fn step_timeout(state: &AppState, plan: &JobPlan) -> Duration {
+    Duration::from_secs(
+        plan.timeout_secs
+            .unwrap_or(state.config().scomo.job_timeout_secs),
+    )
+}
+
+/// The component the current step works on: the job's, or for a later
+/// Activate/Deactivate/Remove step the package's only component.
+fn step_component(job: &Job, plan: &JobPlan, op: JobOp) -> Option<String> {
+    if job.component_id.is_some() {
+        return job.component_id.clone();
+    }
+    let later = plan.step > 0 && matches!(op, JobOp::Activate | JobOp::Deactivate | JobOp::Remove);
+    match plan.package.as_ref().map(|p| p.components.as_slice()) {
+        Some([only]) if later => Some(only.id.clone()),
+        _ => None,
+    }
 }
 
 fn publish(state: &AppState, job: &Job, detail: Option<String>) {
@@ -379,7 +399,7 @@ async fn start_step(
         )
     };
     plan.phase = phase;
-    let timeout = Duration::from_secs(state.config().scomo.job_timeout_secs);
+    let timeout = step_timeout(state, &plan);
     let upd = JobUpdate {
         state: if plan.step == 0 {
             JobState::Queued
@@ -718,10 +738,11 @@ async fn job_inventory(
     };
     match plan.phase {
         Phase::Resolve => {
+            let component = step_component(&job, &plan, op);
             let on_component =
-                job.component_id.is_some() && op != JobOp::Install && op != JobOp::InstallInactive;
+                component.is_some() && op != JobOp::Install && op != JobOp::InstallInactive;
             let (kind, item) = if on_component {
-                (InventoryKind::Deployed, job.component_id.clone())
+                (InventoryKind::Deployed, component)
             } else {
                 (
                     InventoryKind::Delivered,
@@ -781,8 +802,8 @@ async fn job_inventory(
             Ok(())
         }
         Phase::Verify => {
-            let component = job.component_id.as_deref();
-            match plan::check_expected(op, plan.package.as_ref(), component, entries) {
+            let component = step_component(&job, &plan, op);
+            match plan::check_expected(op, plan.package.as_ref(), component.as_deref(), entries) {
                 Ok(()) => step_succeeded(state, job, plan, now).await,
                 Err(why) => finish(
                     state,

@@ -228,13 +228,21 @@ pub(crate) async fn after_message(state: &AppState, batches: &[BatchId], alerts:
     }
 }
 
+/// How old a finished batch or an alert must be before a worker takes it
+/// as one its session never handled.
+const ORPHAN_AFTER: Duration = Duration::from_secs(10);
+
 /// One round of the worker: finished batches and alerts nobody handled,
 /// then due jobs.
 pub(crate) async fn worker_round(state: &AppState, lease: &Lease) -> Result<(), AppError> {
     let store = state.store();
     let now = Timestamp::now();
     for prefix in ["job:", "inv"] {
-        let batches: Vec<Batch> = store.poll_finished(prefix, lease, 100, now).await?;
+        let mut batches: Vec<Batch> = store.poll_finished(prefix, lease, 100, now).await?;
+        // Fresh ones belong to the session that finished them: it handles
+        // and acknowledges them at once. Left alone here, they come back
+        // after the lease only if that session died first.
+        batches.retain(|b| b.finished_at.is_none_or(|t| t + ORPHAN_AFTER <= now));
         let ids: Vec<BatchId> = batches.iter().map(|b| b.id).collect();
         for b in &batches {
             if let Err(e) = on_batch_finished(state, b).await {
@@ -245,7 +253,8 @@ pub(crate) async fn worker_round(state: &AppState, lease: &Lease) -> Result<(), 
             store.ack_finished(&ids, now).await?;
         }
     }
-    let alerts = store.poll_alerts(Some("job:"), lease, 100, now).await?;
+    let mut alerts = store.poll_alerts(Some("job:"), lease, 100, now).await?;
+    alerts.retain(|a| a.received_at + ORPHAN_AFTER <= now);
     let ids: Vec<AlertId> = alerts.iter().map(|a| a.id).collect();
     for a in &alerts {
         if let Err(e) = on_alert(state, a).await {

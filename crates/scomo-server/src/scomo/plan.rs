@@ -86,6 +86,9 @@ pub(crate) struct JobPlan {
     /// The result code the device reported for the current step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reported: Option<u16>,
+    /// Per-step timeout asked for with the job (else the configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout_secs: Option<u64>,
 }
 
 impl JobPlan {

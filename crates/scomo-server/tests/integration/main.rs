@@ -13,6 +13,7 @@ mod harness;
 mod alerts;
 mod devices;
 mod notifications;
+mod packages;
 mod queue;
 mod sessions;
 mod tokens;
@@ -57,6 +58,8 @@ macro_rules! all_cases {
                 notifications::due_backoff_cancel,
                 notifications::concurrent_claims_never_share,
                 tokens::create_verify_list_revoke,
+                packages::insert_get_list_delete,
+                packages::tokens_use_and_records,
             ]
         );
     };

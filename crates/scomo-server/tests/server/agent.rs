@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::harness::{enc, eventually, password, Builder, TestApp, SERVER_PASSWORD};
 
-fn agent_config(app: &TestApp, id: &str, dir: &Path) -> AgentConfig {
+pub(crate) fn agent_config(app: &TestApp, id: &str, dir: &Path) -> AgentConfig {
     let mut c = AgentConfig::default();
     c.device.id = id.into();
     c.device.man = "AgentCo".into();

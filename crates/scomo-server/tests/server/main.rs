@@ -11,6 +11,9 @@ mod harness;
 
 mod agent;
 mod api;
+mod dl;
 mod dm;
+mod jobs;
 mod notify;
 mod openapi;
+mod packages;
