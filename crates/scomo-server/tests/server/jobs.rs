@@ -449,3 +449,122 @@ async fn catalog_rules_give_devices_their_package_in_their_own_session() {
     let (_, jobs) = app.get(&format!("/jobs?device={}", enc(dev))).await;
     assert_eq!(jobs.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_server_restart_in_the_middle_of_a_job_does_not_lose_it() {
+    let app = TestApp::start().await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    upload_ok(&app, package("r-1", "r", "1.0", "archive")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = "IMEI:470";
+    let agent = agent(&app, dev, dir.path()).await;
+    let j = create(
+        &app,
+        json!({"device": dev, "op": "DownloadInstall", "package": "r-1"}),
+    )
+    .await;
+    // One session: the device accepts the operation (202) ...
+    let report = agent
+        .session(omadm::client::SessionKind::ClientInitiated {
+            session_id: "77".into(),
+        })
+        .await
+        .unwrap();
+    assert!(report.completed(), "{report:?}");
+    assert_eq!(job(&app, &j["id"]).await["state"], "awaiting_result");
+    // ... and the server dies before the result comes.
+    let data = app.crash().await;
+    let app = Builder::in_dir(data)
+        .configure(|c| c.listen = addr.clone())
+        .start()
+        .await;
+    // The device downloads, installs and reports to the restarted server.
+    let j = run_job(&app, &agent, &j["id"]).await;
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(
+        deployed(&inventory(&app, dev).await, "r").unwrap()["version"],
+        "1.0"
+    );
+}
+
+#[tokio::test]
+async fn devices_without_tnds_are_read_with_plain_gets() {
+    let app = TestApp::start().await;
+    app.provision("IMEI:480", json!({})).await;
+    let mut dev = crate::harness::DmClient::new(&app, "IMEI:480");
+    for (k, v) in [
+        ("./SCOMO/Inventory/Delivered/p1/PkgID", "pkg-1"),
+        ("./SCOMO/Inventory/Delivered/p1/State", "20"),
+        ("./SCOMO/Inventory/Deployed/c1/ID", "comp-1"),
+        ("./SCOMO/Inventory/Deployed/c1/Name", "Component one"),
+        ("./SCOMO/Inventory/Deployed/c1/Version", "3.1"),
+        ("./SCOMO/Inventory/Deployed/c1/State", "10"),
+        ("./SCOMO/Inventory/Deployed/c2/ID", "comp-2"),
+        ("./SCOMO/Inventory/Deployed/c2/Version", "0.9"),
+        ("./SCOMO/Inventory/Deployed/c2/State", "20"),
+    ] {
+        dev.device.set(k, v);
+    }
+    // The first session of a device reads its inventory: this client has
+    // no `?list=` (404), so the server lists and reads leaf by leaf.
+    let run = dev.run_session().await;
+    assert!(run.outcome.is_some(), "{run:?}");
+    let inv = inventory(&app, "IMEI:480").await;
+    assert_eq!(inv["method"], "recursive", "{inv}");
+    assert_eq!(inv["delivered"][0]["id"], "pkg-1", "{inv}");
+    assert_eq!(inv["delivered"][0]["state"], "installed", "{inv}");
+    let c1 = deployed(&inv, "comp-1").expect("comp-1");
+    assert_eq!(c1["version"], "3.1");
+    assert_eq!(c1["state"], "inactive");
+    assert_eq!(c1["name"], "Component one");
+    assert_eq!(deployed(&inv, "comp-2").unwrap()["state"], "active");
+    assert!(dev
+        .device
+        .executed
+        .iter()
+        .any(|e| e.contains("Get ./SCOMO/Inventory/Deployed/c2/Version")));
+}
+
+#[tokio::test]
+async fn the_event_stream_carries_job_alert_and_session_events() {
+    let app = TestApp::start().await;
+    upload_ok(&app, package("e-1", "e", "1.0", "archive")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = "IMEI:490";
+    let agent = agent(&app, dev, dir.path()).await;
+    // Without a token: 401.
+    let r = app.http.get(app.api("/events")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let mut stream = app
+        .http
+        .get(app.api(&format!("/events?device={}", enc(dev))))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let j = create(
+        &app,
+        json!({"device": dev, "op": "DownloadInstall", "package": "e-1"}),
+    )
+    .await;
+    run_job(&app, &agent, &j["id"]).await;
+    // Read until the job's final event; every kind must have shown up.
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains("\"state\":\"succeeded\"") {
+            let chunk = stream.chunk().await.unwrap().expect("stream open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the succeeded event");
+    for kind in ["event: job", "event: alert", "event: session"] {
+        assert!(text.contains(kind), "{kind} missing in {text}");
+    }
+    assert!(text.contains(&format!("\"id\":{}", j["id"])), "{text}");
+}
