@@ -52,6 +52,18 @@ enum AdminCommand {
     /// Batches of DM commands queued for devices.
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// SCOMO jobs: one operation on one device.
+    #[command(subcommand)]
+    Job(crate::admin_jobs::JobCommand),
+    /// A device's inventory: deployed components and delivered packages.
+    Inventory {
+        /// The DevId.
+        #[arg(long)]
+        device: String,
+    },
+    /// Catalog rules: which package a device gets.
+    #[command(subcommand)]
+    Catalog(crate::admin_jobs::CatalogCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +244,11 @@ async fn run_async(args: AdminArgs) -> Result<()> {
                 v
             }
         },
+        AdminCommand::Job(cmd) => crate::admin_jobs::job(&client, cmd, json_out).await?,
+        AdminCommand::Inventory { device } => {
+            crate::admin_jobs::inventory(&client, &device, json_out).await?
+        }
+        AdminCommand::Catalog(cmd) => crate::admin_jobs::catalog(&client, cmd, json_out).await?,
         AdminCommand::Batch(cmd) => match cmd {
             BatchCommand::Add {
                 device,
@@ -291,8 +308,10 @@ async fn run_async(args: AdminArgs) -> Result<()> {
     Ok(())
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
+    /// Without an overall timeout: for the event stream.
+    stream_http: reqwest::Client,
     base: String,
     token: String,
 }
@@ -310,23 +329,52 @@ impl Client {
                  first one to <data-dir>/admin.token"
             ),
         };
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("scomo-admin/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &args.ca_cert {
-            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-                b = b.add_root_certificate(cert);
+        let builder = |b: reqwest::ClientBuilder| -> Result<reqwest::Client> {
+            let mut b = b
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("scomo-admin/", env!("CARGO_PKG_VERSION")));
+            if let Some(ca) = &args.ca_cert {
+                let pem =
+                    std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                    b = b.add_root_certificate(cert);
+                }
             }
-        }
+            Ok(b.build()?)
+        };
         Ok(Client {
-            http: b.build()?,
+            http: builder(reqwest::Client::builder().timeout(Duration::from_secs(30)))?,
+            stream_http: builder(reqwest::Client::builder())?,
             base: args.server.trim_end_matches('/').to_owned(),
             token,
         })
     }
 
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    /// Opens the server's event stream (`/api/v1/events?<query>`).
+    pub(crate) async fn events(&self, query: &str) -> Result<crate::admin_jobs::EventStream> {
+        let url = format!("{}/api/v1/events?{query}", self.base);
+        let resp = self
+            .stream_http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !resp.status().is_success() {
+            bail!(
+                "the server answered {} to GET {url}",
+                resp.status().as_u16()
+            );
+        }
+        Ok(crate::admin_jobs::EventStream::new(resp))
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = format!("{}/api/v1{path}", self.base);
         let method: reqwest::Method = method.parse()?;
         let mut r = self
@@ -359,7 +407,7 @@ impl Client {
 }
 
 /// Percent-encodes a path segment or query value.
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -371,7 +419,7 @@ fn enc(s: &str) -> String {
     out
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
