@@ -64,6 +64,40 @@ enum AdminCommand {
     /// Catalog rules: which package a device gets.
     #[command(subcommand)]
     Catalog(crate::admin_jobs::CatalogCommand),
+    /// The package repository.
+    #[command(subcommand)]
+    Package(PackageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PackageCommand {
+    /// Upload a delivery package (tar.gz or zip with scomo-package.toml).
+    Upload {
+        /// The package file.
+        file: PathBuf,
+        /// Base64 Ed25519 signature over the file's SHA-256 digest.
+        #[arg(long, value_name = "B64")]
+        signature: Option<String>,
+    },
+    /// List packages.
+    List {
+        /// Page size.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this PkgID.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One package.
+    Show {
+        /// The PkgID.
+        pkg_id: String,
+    },
+    /// Delete a package and its file (refused while a download URL is live).
+    Delete {
+        /// The PkgID.
+        pkg_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,12 +335,77 @@ async fn run_async(args: AdminArgs) -> Result<()> {
                 v
             }
         },
+        AdminCommand::Package(cmd) => package_command(&client, cmd, json_out).await?,
     };
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
 }
+
+async fn package_command(client: &Client, cmd: PackageCommand, json_out: bool) -> Result<Value> {
+    Ok(match cmd {
+        PackageCommand::Upload { file, signature } => {
+            let f = tokio::fs::File::open(&file)
+                .await
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let len = f.metadata().await?.len();
+            let mut path = "/packages".to_owned();
+            if let Some(s) = signature {
+                path.push_str(&format!("?signature={}", enc(&s)));
+            }
+            // Streamed from the file, never read whole.
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                f,
+                64 * 1024,
+            ));
+            let v = client.upload(&path, body, len).await?;
+            if !json_out {
+                println!(
+                    "uploaded {} ({} bytes, sha256 {})",
+                    text(&v["pkg_id"]),
+                    text(&v["size"]),
+                    text(&v["sha256"])
+                );
+            }
+            v
+        }
+        PackageCommand::List { limit, after } => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(a) = after {
+                q.push(format!("after={}", enc(&a)));
+            }
+            let v = client
+                .send("GET", &format!("/packages?{}", q.join("&")), None)
+                .await?;
+            if !json_out {
+                print_packages(&v);
+            }
+            v
+        }
+        PackageCommand::Show { pkg_id } => {
+            let v = client
+                .send("GET", &format!("/packages/{}", enc(&pkg_id)), None)
+                .await?;
+            if !json_out {
+                print_package(&v);
+            }
+            v
+        }
+        PackageCommand::Delete { pkg_id } => {
+            client
+                .send("DELETE", &format!("/packages/{}", enc(&pkg_id)), None)
+                .await?;
+            if !json_out {
+                println!("deleted {pkg_id}");
+            }
+            json!({"deleted": pkg_id})
+        }
+    })
+}
+
+/// Time allowed for an upload (the usual 30 s is for small requests).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Client {
     http: reqwest::Client,
@@ -350,6 +449,22 @@ impl Client {
         })
     }
 
+    async fn upload(&self, path: &str, body: reqwest::Body, len: u64) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .timeout(UPLOAD_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        Self::answer(resp).await
+    }
+
     /// Opens the server's event stream (`/api/v1/events?<query>`).
     pub(crate) async fn events(&self, query: &str) -> Result<crate::admin_jobs::EventStream> {
         let url = format!("{}/api/v1/events?{query}", self.base);
@@ -387,6 +502,11 @@ impl Client {
                 .body(serde_json::to_vec(&b)?);
         }
         let resp = r.send().await.with_context(|| format!("{method} {url}"))?;
+        Self::answer(resp).await
+    }
+
+    /// The JSON of a successful response, or an error with the API's message.
+    async fn answer(resp: reqwest::Response) -> Result<Value> {
         let status = resp.status();
         let text = resp.text().await?;
         let v: Value = if text.is_empty() {
@@ -475,6 +595,53 @@ fn print_device(d: &Value) {
         for (k, v) in nodes {
             println!("{k:<32} {}", text(v));
         }
+    }
+}
+
+fn print_packages(v: &Value) {
+    let empty = Vec::new();
+    println!(
+        "{:<36} {:<10} {:<12} {:>12}  SHA256",
+        "PKGID", "VERSION", "ENV", "SIZE"
+    );
+    for p in v["packages"].as_array().unwrap_or(&empty) {
+        println!(
+            "{:<36} {:<10} {:<12} {:>12}  {}",
+            text(&p["pkg_id"]),
+            text(&p["version"]),
+            text(&p["env_type"]),
+            text(&p["size"]),
+            text(&p["sha256"])
+        );
+    }
+    if let Some(next) = v["next_after"].as_str() {
+        println!("(more: --after {next})");
+    }
+}
+
+fn print_package(p: &Value) {
+    for key in [
+        "pkg_id",
+        "name",
+        "version",
+        "env_type",
+        "pkg_type",
+        "size",
+        "sha256",
+        "signature",
+        "created_at",
+    ] {
+        println!("{key:<12} {}", text(&p[key]));
+    }
+    let empty = Vec::new();
+    for c in p["components"].as_array().unwrap_or(&empty) {
+        println!(
+            "{:<12} {} {} ({})",
+            "component",
+            text(&c["id"]),
+            text(&c["version"]),
+            text(&c["name"])
+        );
     }
 }
 

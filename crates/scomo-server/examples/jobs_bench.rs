@@ -173,7 +173,7 @@ async fn main() {
     .await;
 
     let r: Value = http
-        .get(api(&format!("/jobs?limit=1000")))
+        .get(api("/jobs?limit=1000"))
         .bearer_auth(&token)
         .send()
         .await

@@ -11,5 +11,6 @@
 mod harness;
 
 mod multinode;
+mod packages;
 mod restart;
 mod sessions;
