@@ -15,10 +15,12 @@ use crate::store::Timestamp;
 /// Events kept for slow subscribers.
 pub const CAPACITY: usize = 1024;
 
-/// One event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One event: the `data:` of an `event: job|alert|session` line of
+/// `GET /api/v1/events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiEvent {
-    /// `job`, `alert` or `session`.
+    /// `job`, `alert` or `session` (also the SSE event name).
+    #[schema(example = "job")]
     pub kind: &'static str,
     /// The job id, alert id or session key.
     pub id: i64,
@@ -30,6 +32,7 @@ pub struct ApiEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// When (RFC 3339).
+    #[schema(format = DateTime)]
     pub at: String,
 }
 

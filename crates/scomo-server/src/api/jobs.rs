@@ -24,7 +24,7 @@ use crate::store::{
 };
 
 /// A job as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Its id.
     pub id: i64,
@@ -59,15 +59,20 @@ pub struct JobView {
     pub outcome: Option<String>,
     /// More about it.
     pub detail: Option<String>,
-    /// When it was made.
+    /// When it was made (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
-    /// When it last changed.
+    /// When it last changed (RFC 3339).
+    #[schema(format = DateTime)]
     pub updated_at: String,
-    /// When it ended.
+    /// When it ended (RFC 3339).
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
-    /// When it times out.
+    /// When it times out (RFC 3339).
+    #[schema(format = DateTime)]
     pub deadline_at: Option<String>,
-    /// When its next step starts (scheduled).
+    /// When its next step starts (scheduled; RFC 3339).
+    #[schema(format = DateTime)]
     pub wake_at: Option<String>,
     /// History, oldest first (one job only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,9 +83,10 @@ pub struct JobView {
 }
 
 /// One line of a job's history.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEventView {
-    /// When.
+    /// When (RFC 3339).
+    #[schema(format = DateTime)]
     pub at: String,
     /// The state after it.
     pub state: String,
@@ -89,7 +95,7 @@ pub struct JobEventView {
 }
 
 /// A download URL of a job as the download server saw it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DownloadView {
     /// Bytes sent (all requests).
     pub bytes_served: u64,
@@ -99,7 +105,8 @@ pub struct DownloadView {
     pub last_error: Option<String>,
     /// The DL OTA install-notify status (900–954).
     pub notify_status: Option<u16>,
-    /// When the URL expires.
+    /// When the URL expires (RFC 3339).
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
@@ -162,39 +169,57 @@ impl From<JobEvent> for JobEventView {
 }
 
 /// `POST /api/v1/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateJob {
+    /// The device (DevId).
     device: String,
+    /// The operation: `Download`, `DownloadInstall`,
+    /// `DownloadInstallInactive`, `Install`, `InstallInactive`, `Update`,
+    /// `Remove`, `Activate` or `Deactivate` (case-insensitive).
     op: String,
+    /// The package (PkgID): download-type operations, Install, Remove of a
+    /// package.
     #[serde(default)]
     package: Option<String>,
+    /// The deployment component: Activate, Deactivate, Remove of a
+    /// component.
     #[serde(default)]
     component: Option<String>,
+    /// `direct`, `http`, `dlota` or `none` (default `http` for the
+    /// download-type operations, else `none`).
     #[serde(default)]
     delivery: Option<String>,
-    /// RFC 3339 or unix seconds.
+    /// Not before this time (RFC 3339 or unix seconds; default now).
     #[serde(default)]
     at: Option<TimeArg>,
+    /// Further steps, each after the previous one succeeded.
     #[serde(default)]
     then: Vec<ThenStep>,
+    /// Per-step timeout in seconds (default `scomo.job_timeout_secs`).
     #[serde(default)]
+    #[schema(minimum = 1)]
     timeout_secs: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A later step of a job.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ThenStep {
+    /// The operation.
     op: String,
+    /// Not before this time (RFC 3339 or unix seconds).
     #[serde(default)]
     at: Option<TimeArg>,
 }
 
 /// A time given as unix seconds or RFC 3339 text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum TimeArg {
+    /// Unix seconds.
     Secs(i64),
+    /// RFC 3339, e.g. `2026-05-01T12:00:00Z`.
     Text(String),
 }
 
@@ -274,6 +299,23 @@ fn parse_delivery(s: &str) -> Result<Delivery, AppError> {
 }
 
 /// Creates a job.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    operation_id = "create_job",
+    tag = "jobs",
+    request_body = CreateJob,
+    responses(
+        (status = 201, description = "The job", body = JobView),
+        (status = 400, description = "A bad body or field", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device or package", body = crate::error::ErrorBody),
+        (status = 409, description = "The job conflicts with the device's state or jobs", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too big", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     body: Result<Json<CreateJob>, JsonRejection>,
@@ -304,18 +346,38 @@ pub(crate) async fn create(
 }
 
 /// `GET /api/v1/jobs` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct JobParams {
+    /// Only this device's jobs.
     device: Option<String>,
+    /// Only jobs in this state (`queued`, `running`, ..., `cancelled`).
     state: Option<String>,
+    /// Only jobs of this package (PkgID).
     package: Option<String>,
+    /// Only jobs that are not over.
     #[serde(default)]
     live: bool,
+    /// Jobs with a smaller id than this (the last id of the previous page).
     before: Option<i64>,
+    /// Page size (default 50; clamped to 1..=1000).
     limit: Option<u32>,
 }
 
 /// Lists jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    params(JobParams),
+    responses(
+        (status = 200, description = "The jobs, newest first", body = Vec<JobView>),
+        (status = 400, description = "A bad query parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     params: Result<Query<JobParams>, QueryRejection>,
@@ -355,6 +417,19 @@ async fn find(state: &AppState, id: i64) -> Result<Job, AppError> {
 }
 
 /// One job with its history and downloads.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    operation_id = "show_job",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job, with `history` and `downloads`", body = JobView),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -380,6 +455,20 @@ pub(crate) async fn show(
 }
 
 /// Cancels a live job.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/cancel",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    params(("id" = i64, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobView),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job is over already", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -389,7 +478,7 @@ pub(crate) async fn cancel(
 }
 
 /// An inventory entry as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InventoryEntryView {
     /// The `<x>` node name.
     pub entry: String,
@@ -411,11 +500,12 @@ pub struct InventoryEntryView {
 }
 
 /// A device's inventory as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InventoryView {
     /// The device.
     pub device_id: String,
-    /// When it was read (`null`: never).
+    /// When it was read (RFC 3339; `null`: never).
+    #[schema(format = DateTime)]
     pub read_at: Option<String>,
     /// `struct-data` or `recursive`.
     pub method: Option<String>,
@@ -446,6 +536,19 @@ fn entry_view(e: InventoryEntry, deployed: bool) -> InventoryEntryView {
 }
 
 /// A device's inventory as last read.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/inventory",
+    operation_id = "device_inventory",
+    tag = "inventory",
+    params(("id" = String, Path, description = "The DevId")),
+    responses(
+        (status = 200, description = "The inventory (empty if never read)", body = InventoryView),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn inventory(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -474,6 +577,19 @@ pub(crate) async fn inventory(
 
 /// Asks for the inventory to be read in the device's next session (and
 /// sends package 0).
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/inventory/refresh",
+    operation_id = "refresh_device_inventory",
+    tag = "inventory",
+    params(("id" = String, Path, description = "The DevId")),
+    responses(
+        (status = 202, description = "The read is queued (and package 0 sent if the device has a notification address)"),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such device", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn refresh_inventory(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -489,7 +605,7 @@ pub(crate) async fn refresh_inventory(
 }
 
 /// A catalog rule as the API shows it and takes it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleView {
     /// Its id (ignored when creating).
@@ -523,8 +639,9 @@ pub struct RuleView {
     /// Whether it applies (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// When it was made.
+    /// When it was made (RFC 3339; ignored when creating).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub created_at: Option<String>,
 }
 
@@ -548,6 +665,22 @@ impl From<CatalogRule> for RuleView {
 }
 
 /// Creates a catalog rule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog/rules",
+    operation_id = "create_catalog_rule",
+    tag = "catalog",
+    request_body = RuleView,
+    responses(
+        (status = 201, description = "The rule", body = RuleView),
+        (status = 400, description = "A bad body or field", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such package", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is too big", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
     body: Result<Json<RuleView>, JsonRejection>,
@@ -589,6 +722,17 @@ pub(crate) async fn create_rule(
 }
 
 /// Lists the catalog rules.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog/rules",
+    operation_id = "list_catalog_rules",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "The rules, highest priority first", body = Vec<RuleView>),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn rules(State(state): State<AppState>) -> Result<Response, AppError> {
     let v: Vec<RuleView> = state
         .store()
@@ -601,6 +745,19 @@ pub(crate) async fn rules(State(state): State<AppState>) -> Result<Response, App
 }
 
 /// Deletes a catalog rule.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/catalog/rules/{id}",
+    operation_id = "delete_catalog_rule",
+    tag = "catalog",
+    params(("id" = i64, Path, description = "The rule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such rule", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -613,7 +770,8 @@ pub(crate) async fn delete_rule(
 }
 
 /// `GET /api/v1/events` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventParams {
     /// Only this device's events.
     device: Option<String>,
@@ -622,6 +780,37 @@ pub(crate) struct EventParams {
 }
 
 /// Server-Sent Events: `event: job|alert|session`, `data:` the event JSON.
+///
+/// A live view of this node, not a log: a subscriber that falls behind gets
+/// `event: lagged` with `data:` the number of events it missed (the store
+/// keeps the truth). A comment line keeps the stream alive every 15 s.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "events",
+    tag = "events",
+    params(EventParams),
+    responses(
+        (
+            status = 200,
+            description = "A `text/event-stream` of events. `event: job` (a job \
+                           changed state), `event: alert` (a client alert \
+                           arrived) and `event: session` (a DM session ended) \
+                           carry an `ApiEvent` as JSON in `data:`; `event: lagged` \
+                           carries the number of events missed (an integer).",
+            content_type = "text/event-stream",
+            body = crate::events::ApiEvent,
+            example = json!(
+                "event: job\ndata: {\"kind\":\"job\",\"id\":42,\"device_id\":\"dev-1\",\
+                 \"state\":\"succeeded\",\"detail\":\"installed\",\
+                 \"at\":\"2026-05-01T12:00:00.000Z\"}\n\nevent: lagged\ndata: 3\n\n"
+            ),
+        ),
+        (status = 400, description = "A bad query parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn events(
     State(state): State<AppState>,
     params: Result<Query<EventParams>, QueryRejection>,

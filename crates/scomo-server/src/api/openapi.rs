@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commands, devices};
+use super::{commands, devices, jobs, packages};
 use crate::error::ErrorBody;
 
 /// The document's source: every path and the schemas they use.
@@ -35,9 +35,11 @@ use crate::error::ErrorBody;
     info(
         title = "scomo",
         description = "REST API of the scomo OMA DM 1.2 / SCOMO server: the device \
-                       registry and the DM command queue. Every endpoint but this \
-                       document needs `Authorization: Bearer <token>`; errors are \
-                       JSON `{code, message}`.",
+                       registry, the DM command queue, the package repository, \
+                       SCOMO jobs, device inventories, catalog rules and live \
+                       events. Every endpoint but this document needs \
+                       `Authorization: Bearer <token>`; errors are JSON \
+                       `{code, message}`.",
     ),
     paths(
         serve,
@@ -51,16 +53,53 @@ use crate::error::ErrorBody;
         devices::alerts,
         commands::enqueue,
         commands::show,
+        packages::upload,
+        packages::list,
+        packages::show,
+        packages::delete,
+        packages::download_url,
+        jobs::create,
+        jobs::list,
+        jobs::show,
+        jobs::cancel,
+        jobs::inventory,
+        jobs::refresh_inventory,
+        jobs::create_rule,
+        jobs::rules,
+        jobs::delete_rule,
+        jobs::events,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerToken),
     tags(
         (name = "devices", description = "The device registry"),
         (name = "commands", description = "Batches of DM commands for a device"),
+        (name = "packages", description = "The package repository and its download URLs"),
+        (name = "jobs", description = "SCOMO jobs: deliver, install, update, remove, \
+                                       activate and deactivate software on a device"),
+        (name = "inventory", description = "What software a device reported"),
+        (name = "catalog", description = "Catalog rules: packages given to matching devices"),
+        (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "meta", description = "About the API itself"),
     ),
 )]
 struct ApiDoc;
+
+/// The schema of a raw binary body (`request_body(content = inline(Binary),
+/// content_type = "application/octet-stream")`): a string of bytes, as
+/// OpenAPI 3.1 has it, rather than utoipa's array of integers for `Vec<u8>`.
+pub(crate) enum Binary {}
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_media_type("application/octet-stream")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Binary {}
 
 /// Adds the `bearer` security scheme the operations name.
 struct BearerToken;

@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::store::{Package, PackageComponent, Timestamp, MAX_PAGE};
 
 /// A package as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageView {
     /// PkgID.
     pub pkg_id: String,
@@ -37,7 +37,8 @@ pub struct PackageView {
     pub signature: Option<String>,
     /// Deployment components.
     pub components: Vec<PackageComponent>,
-    /// Upload time.
+    /// Upload time (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -59,13 +60,41 @@ impl From<Package> for PackageView {
 }
 
 /// `POST /api/v1/packages` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UploadParams {
+    /// Base64 Ed25519 signature (64 bytes) over the file's SHA-256 digest,
+    /// kept with the package.
     signature: Option<String>,
 }
 
 /// `POST /api/v1/packages`: the body is the package file, streamed to disk.
+///
+/// The package's manifest (`scomo-package.toml`) gives its PkgID. The same
+/// PkgID with the same content answers 200 with the stored package.
+#[utoipa::path(
+    post,
+    path = "/api/v1/packages",
+    operation_id = "upload_package",
+    tag = "packages",
+    params(UploadParams),
+    request_body(
+        content = inline(super::openapi::Binary),
+        content_type = "application/octet-stream",
+        description = "The package file (a tar, tar.gz or zip archive with \
+                       `scomo-package.toml`), as the raw body",
+    ),
+    responses(
+        (status = 201, description = "The package, stored", body = PackageView),
+        (status = 200, description = "The same package was stored already", body = PackageView),
+        (status = 400, description = "A bad signature, an empty upload or not a valid package", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 409, description = "The PkgID exists with other content", body = crate::error::ErrorBody),
+        (status = 413, description = "The package is larger than `downloads.max_upload_bytes`", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     params: Result<Query<UploadParams>, QueryRejection>,
@@ -86,19 +115,40 @@ pub(crate) async fn upload(
 }
 
 /// `GET /api/v1/packages` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Packages after this PkgID (the previous page's `next_after`).
     after: Option<String>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+/// One page of packages, in PkgID order.
+#[derive(Serialize, utoipa::ToSchema)]
 struct PackagePageView {
+    /// The packages.
     packages: Vec<PackageView>,
+    /// The `after` of the next page; `null` on the last one.
     next_after: Option<String>,
 }
 
+/// Lists packages, paged by PkgID.
+#[utoipa::path(
+    get,
+    path = "/api/v1/packages",
+    operation_id = "list_packages",
+    tag = "packages",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of packages", body = PackagePageView),
+        (status = 400, description = "A bad query parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -134,6 +184,20 @@ async fn find(state: &AppState, pkg_id: &str) -> Result<Package, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no package {pkg_id:?}")))
 }
 
+/// One package.
+#[utoipa::path(
+    get,
+    path = "/api/v1/packages/{pkg_id}",
+    operation_id = "show_package",
+    tag = "packages",
+    params(("pkg_id" = String, Path, description = "The PkgID")),
+    responses(
+        (status = 200, description = "The package", body = PackageView),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such package", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Path(pkg_id): Path<String>,
@@ -141,6 +205,21 @@ pub(crate) async fn show(
     Ok(Json(PackageView::from(find(&state, &pkg_id).await?)).into_response())
 }
 
+/// Deletes a package and its file.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/packages/{pkg_id}",
+    operation_id = "delete_package",
+    tag = "packages",
+    params(("pkg_id" = String, Path, description = "The PkgID")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such package", body = crate::error::ErrorBody),
+        (status = 409, description = "A download URL for it is live", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(pkg_id): Path<String>,
@@ -170,20 +249,49 @@ pub(crate) async fn delete(
 }
 
 /// `POST /api/v1/packages/{pkg_id}/download-url` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DownloadUrlParams {
+    /// How long the URL works, in seconds (default
+    /// `downloads.url_ttl_secs`).
+    #[param(minimum = 1)]
     ttl_secs: Option<u64>,
+    /// The SCOMO job the URL is for (its downloads show on the job).
     job_id: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A download URL of a package.
+#[derive(Serialize, utoipa::ToSchema)]
 struct DownloadUrlView {
+    /// The package file: `.../dl/{token}`.
     url: String,
+    /// Its OMA download descriptor: `.../dl/{token}/dd`.
     dd_url: String,
+    /// When both stop working (RFC 3339).
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
+/// Makes a download URL for a package and its download descriptor URL, on
+/// the server's public URL (else the request's host).
+#[utoipa::path(
+    post,
+    path = "/api/v1/packages/{pkg_id}/download-url",
+    operation_id = "package_download_url",
+    tag = "packages",
+    params(
+        ("pkg_id" = String, Path, description = "The PkgID"),
+        DownloadUrlParams,
+    ),
+    responses(
+        (status = 201, description = "The URLs", body = DownloadUrlView),
+        (status = 400, description = "A bad query parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 404, description = "No such package", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(crate) async fn download_url(
     State(state): State<AppState>,
     Path(pkg_id): Path<String>,

@@ -35,7 +35,7 @@ pub struct Package {
 }
 
 /// One `[[component]]` of a package, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PackageComponent {
     /// Deployment component ID.
     pub id: String,
