@@ -12,5 +12,6 @@ mod harness;
 
 mod multinode;
 mod packages;
+mod readme;
 mod restart;
 mod sessions;

@@ -833,7 +833,10 @@ async fn step_succeeded(
 ) -> Result<(), AppError> {
     let op = plan.current().map(|s| s.op.clone()).unwrap_or_default();
     if plan.step + 1 >= plan.steps.len() {
-        let detail = (plan.steps.len() > 1).then(|| format!("{} steps", plan.steps.len()));
+        let detail = Some(match plan.steps.len() {
+            1 => "the inventory shows the expected result".to_owned(),
+            n => format!("{n} steps; the inventory shows the expected result"),
+        });
         finish(
             state,
             &job,
