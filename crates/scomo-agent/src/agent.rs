@@ -149,19 +149,26 @@ impl Agent {
     }
 
     /// One management round (`scomo agent --once`): a client-initiated
-    /// session; then the operations it started run to their end and, when
-    /// results are waiting, one more session reports them. Operations that
+    /// session; then the operations it started run to their end and, while
+    /// results are waiting, more sessions report them (a report may bring
+    /// the next operation: a job's next step). Operations that
     /// need the network longer than the round stay journaled and resume at
     /// the next start.
     pub async fn run_once(&self) -> Result<SessionReport, AgentError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let executor = self.spawn_executor(stop_rx);
         let mut report = self.session(new_client_kind()).await;
-        if matches!(&report, Ok(r) if r.completed()) {
-            self.scomo.wait_idle().await;
-            if !self.scomo.outbox().pending().is_empty() {
-                report = self.session(new_client_kind()).await;
+        // A session that reports results may start the next operation (a
+        // job's next step): go on while there is something to report.
+        for _ in 0..MAX_REPORT_SESSIONS {
+            if !matches!(&report, Ok(r) if r.completed()) {
+                break;
             }
+            self.scomo.wait_idle().await;
+            if self.scomo.outbox().pending().is_empty() {
+                break;
+            }
+            report = self.session(new_client_kind()).await;
         }
         let _ = stop_tx.send(true);
         let _ = executor.await;
@@ -320,6 +327,9 @@ impl Agent {
         result
     }
 }
+
+/// Sessions `run_once` opens to report results, at most.
+const MAX_REPORT_SESSIONS: usize = 8;
 
 fn new_client_kind() -> SessionKind {
     SessionKind::ClientInitiated {

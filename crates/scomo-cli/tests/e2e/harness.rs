@@ -275,9 +275,21 @@ pub(crate) struct AgentDaemon(pub(crate) Child);
 
 impl AgentDaemon {
     pub(crate) fn start(id: &str, dm_url: &str, data_dir: &Path, notify: &str) -> AgentDaemon {
+        AgentDaemon::start_with(id, dm_url, data_dir, notify, &[])
+    }
+
+    /// Like [`AgentDaemon::start`] with more agent flags.
+    pub(crate) fn start_with(
+        id: &str,
+        dm_url: &str,
+        data_dir: &Path,
+        notify: &str,
+        extra: &[String],
+    ) -> AgentDaemon {
         let mut args = agent_args(id, dm_url, data_dir);
         args.push("--notify-listen".into());
         args.push(notify.into());
+        args.extend(extra.iter().cloned());
         AgentDaemon(
             Command::new(BIN)
                 .args(&args)

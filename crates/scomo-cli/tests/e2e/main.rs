@@ -9,7 +9,10 @@
 )]
 
 mod harness;
+#[path = "../support/package.rs"]
+mod pkg;
 
+mod flows;
 mod multinode;
 mod packages;
 mod readme;

@@ -123,20 +123,23 @@ async fn package0_over_udp_and_http_starts_agent_sessions() {
         })
         .await;
         assert_eq!(b["outcomes"][0]["results"][0]["data"], id);
-        let sessions = server
-            .get(
-                &http,
-                &format!("/devices/{}/sessions", crate::harness::enc(id)),
-            )
-            .await;
-        assert!(
+        // The session goes on after the batch (the inventory read of a
+        // device's first session) and is recorded when it ends.
+        eventually(60, "a server-initiated session that ended ok", || async {
+            let sessions = server
+                .get(
+                    &http,
+                    &format!("/devices/{}/sessions", crate::harness::enc(id)),
+                )
+                .await;
             sessions
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|s| s["initiation"] == 1200 && s["outcome"] == "ok"),
-            "a server-initiated session: {sessions}"
-        );
+                .any(|s| s["initiation"] == 1200 && s["outcome"] == "ok")
+                .then_some(())
+        })
+        .await;
     }
     drop(daemons);
 }
