@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine as _;
 use scomo_agent::Agent;
 use serde_json::{json, Value};
 
@@ -277,6 +278,36 @@ async fn device_failures_become_job_outcomes() {
             .contains("environment"),
         "{j}"
     );
+
+    // A device that trusts a signing key refuses an unsigned package: 1407.
+    // A user who declines: 1401.
+    for (i, (code, class)) in [(1407, "device_fault"), (1401, "user_declined")]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("IMEI:43{}", i + 1);
+        app.provision(&id, json!({})).await;
+        let d = tempfile::tempdir().unwrap();
+        let mut c = agent_config(&app, &id, d.path());
+        if code == 1407 {
+            c.scomo.trusted_keys =
+                vec![base64::engine::general_purpose::STANDARD.encode([9u8; 32])];
+        } else {
+            c.scomo.confirm.default = scomo_agent::scomo_client::ConfirmPolicy::Decline;
+        }
+        let a = Agent::new(c).unwrap();
+        let pkg = format!("p{code}");
+        upload_ok(&app, package(&pkg, &format!("c{code}"), "1.0", "archive")).await;
+        let j = create(
+            &app,
+            json!({"device": id, "op": "DownloadInstall", "package": pkg}),
+        )
+        .await;
+        let j = run_job(&app, &a, &j["id"]).await;
+        assert_eq!(j["state"], "failed", "{j}");
+        assert_eq!(j["result_code"], code, "{j}");
+        assert_eq!(j["result_class"], class, "{j}");
+    }
 
     // Activate of a component the device does not have: found out from the
     // inventory, before anything is sent.
