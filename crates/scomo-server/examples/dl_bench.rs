@@ -8,11 +8,7 @@
 //!
 //! Every download must be a 200 with the expected length (`--expect-bytes`,
 //! else the first response's Content-Length), or the run fails.
-#![expect(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "a measurement tool"
-)]
+#![expect(clippy::expect_used, reason = "a measurement tool")]
 
 use std::time::{Duration, Instant};
 
