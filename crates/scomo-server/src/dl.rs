@@ -27,14 +27,14 @@ use axum::Router;
 use bytes::BytesMut;
 use futures_util::Stream;
 use scomo::dlota::{DownloadDescriptor, InstallStatus, DD_CONTENT_TYPE};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio::io::AsyncSeekExt as _;
 
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{DownloadToken, Package, Timestamp};
 
 /// Bytes read from the file per chunk.
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 256 * 1024;
 /// Largest install-notify body read.
 const MAX_NOTIFY_BODY: usize = 4096;
 
@@ -209,19 +209,17 @@ async fn download(
             .await
             .map_err(AppError::internal)?;
     }
-    let body = Transfer {
-        reader: file.take(len),
-        buf: BytesMut::new(),
-        remaining: len,
-        pending: None,
-        record: Some(Recorder {
+    let body = Transfer::new(
+        file.into_std().await,
+        len,
+        Recorder {
             state: state.clone(),
             token: t.token,
             served: 0,
             total: len,
             to_eof: start + len == size,
-        }),
-    };
+        },
+    );
     builder
         .body(Body::from_stream(body))
         .map_err(AppError::internal)
@@ -261,14 +259,63 @@ impl Recorder {
     }
 }
 
-/// A response body reading `remaining` bytes of the file in chunks.
+/// A finished read: the file back, and the bytes.
+type ReadDone = std::io::Result<(std::fs::File, BytesMut)>;
+
+/// A response body: `remaining` bytes of the file in chunks, each read on
+/// the blocking pool straight into the buffer that is sent, the next one
+/// read while the current one is being written.
 struct Transfer {
-    reader: tokio::io::Take<tokio::fs::File>,
-    buf: BytesMut,
+    /// The file, when no read is in flight.
+    file: Option<std::fs::File>,
+    /// The read in flight.
+    reading: Option<tokio::task::JoinHandle<ReadDone>>,
+    /// Bytes not yet asked of the file.
+    unread: u64,
+    /// Bytes not yet handed to the response.
     remaining: u64,
     /// The last chunk, held back until the download is recorded.
     pending: Option<(tokio::task::JoinHandle<()>, Bytes)>,
     record: Option<Recorder>,
+}
+
+impl Transfer {
+    fn new(file: std::fs::File, len: u64, record: Recorder) -> Transfer {
+        Transfer {
+            file: Some(file),
+            reading: None,
+            unread: len,
+            remaining: len,
+            pending: None,
+            record: Some(record),
+        }
+    }
+
+    /// Starts reading the next chunk, if there is one and the file is free.
+    fn start_read(&mut self) {
+        if self.unread == 0 || self.reading.is_some() {
+            return;
+        }
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let want = usize::try_from(self.unread.min(CHUNK as u64)).unwrap_or(CHUNK);
+        self.unread -= want as u64;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Read as _;
+            let mut buf = BytesMut::zeroed(want);
+            let mut filled = 0;
+            while filled < want {
+                let n = file.read(buf.get_mut(filled..).unwrap_or_default())?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            Ok((file, buf))
+        }));
+    }
 }
 
 impl Stream for Transfer {
@@ -283,28 +330,34 @@ impl Stream for Transfer {
         if this.remaining == 0 {
             return Poll::Ready(None);
         }
-        if this.buf.capacity() < CHUNK {
-            this.buf.reserve(CHUNK);
-        }
-        let n = match ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut this.reader),
-            cx,
-            &mut this.buf
-        )) {
-            Ok(0) => {
-                return Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the package file is shorter than expected",
-                ))))
-            }
-            Ok(n) => n,
-            Err(e) => return Poll::Ready(Some(Err(e))),
+        this.start_read();
+        let Some(reading) = &mut this.reading else {
+            return Poll::Ready(Some(Err(std::io::Error::other("no read in flight"))));
         };
-        let chunk = this.buf.split_to(n).freeze();
-        this.remaining = this.remaining.saturating_sub(n as u64);
-        if let Some(r) = &mut this.record {
-            r.served += n as u64;
+        let done = ready!(Pin::new(reading).poll(cx));
+        this.reading = None;
+        let buf = match done {
+            Ok(Ok((file, buf))) => {
+                this.file = Some(file);
+                buf
+            }
+            Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
+            Err(e) => return Poll::Ready(Some(Err(std::io::Error::other(e)))),
+        };
+        if buf.is_empty() {
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the package file is shorter than expected",
+            ))));
         }
+        let n = buf.len() as u64;
+        this.remaining = this.remaining.saturating_sub(n);
+        if let Some(r) = &mut this.record {
+            r.served += n;
+        }
+        // Read ahead while this chunk is written.
+        this.start_read();
+        let chunk = buf.freeze();
         if this.remaining > 0 {
             return Poll::Ready(Some(Ok(chunk)));
         }

@@ -230,6 +230,23 @@ impl Drop for TempFile {
     }
 }
 
+/// Removes the temporary files of uploads a previous run of this node was
+/// receiving when it stopped; returns how many.
+pub(crate) fn remove_stale_uploads(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(".upload-") && name.ends_with(".tmp")
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -404,6 +421,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("64"));
+    }
+
+    #[test]
+    fn stale_uploads_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".upload-0011.tmp"), b"x").unwrap();
+        std::fs::write(dir.path().join("abc.pkg"), b"x").unwrap();
+        assert_eq!(remove_stale_uploads(dir.path()), 1);
+        assert!(dir.path().join("abc.pkg").exists());
+        assert_eq!(remove_stale_uploads(&dir.path().join("missing")), 0);
     }
 
     #[test]

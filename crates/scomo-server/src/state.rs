@@ -136,6 +136,13 @@ impl AppState {
                 "settled sessions left open by this node's previous run"
             );
         }
+        let stale = crate::packages::remove_stale_uploads(&config.packages_dir());
+        if stale > 0 {
+            info!(
+                files = stale,
+                "removed unfinished uploads of the previous run"
+            );
+        }
         let admin_token = ensure_admin_token(&config, store.as_ref()).await?;
         let public_url = OnceLock::new();
         if let Some(u) = &config.public_url {

@@ -314,3 +314,25 @@ async fn descriptor_and_install_notify() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn an_aborted_download_is_recorded_with_what_it_got() {
+    let (app, bytes, url) = setup(24 << 20).await;
+    let mut r = get(&app, &url, &[]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty() && first.len() < bytes.len());
+    drop(r);
+    // The server learns of the abort when its write fails: wait for that.
+    let t = crate::harness::eventually(10, || async {
+        let t = token(&app, &url).await;
+        t.last_error.is_some().then_some(t)
+    })
+    .await;
+    assert_eq!(t.downloads_completed, 0);
+    assert!(
+        t.bytes_served > 0 && t.bytes_served < bytes.len() as u64,
+        "{t:?}"
+    );
+    assert!(t.last_error.unwrap().starts_with("stopped after"));
+}
