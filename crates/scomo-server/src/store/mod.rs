@@ -463,8 +463,8 @@ pub trait PackageStore: Send + Sync {
     /// the file.
     async fn delete_package(&self, pkg_id: &str) -> Result<bool>;
 
-    /// Whether something still needs the package at `now`: a live download
-    /// token.
+    /// Whether something still needs the package at `now`: a live job, a
+    /// catalog rule, or a live download token not tied to a finished job.
     async fn package_in_use(&self, pkg_id: &str, now: Timestamp) -> Result<bool>;
 
     /// Makes a download token for a package, valid until `expires_at`;

@@ -599,3 +599,36 @@ async fn the_event_stream_carries_job_alert_and_session_events() {
     }
     assert!(text.contains(&format!("\"id\":{}", j["id"])), "{text}");
 }
+
+#[tokio::test]
+async fn a_package_is_in_use_while_a_job_or_a_rule_needs_it() {
+    let app = TestApp::start().await;
+    upload_ok(&app, package("u-1", "u", "1.0", "archive")).await;
+    app.provision("IMEI:495", json!({})).await;
+    let j = create(
+        &app,
+        json!({"device": "IMEI:495", "op": "DownloadInstall", "package": "u-1"}),
+    )
+    .await;
+    let (status, v) = crate::packages::delete(&app, "u-1").await;
+    assert_eq!(status, 409, "{v}");
+    app.post(&format!("/jobs/{}/cancel", j["id"]), json!({}))
+        .await;
+    let (status, r) = app
+        .post("/catalog/rules", json!({"name": "r", "package": "u-1"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = crate::packages::delete(&app, "u-1").await;
+    assert_eq!(status, 409, "a rule needs it");
+    let r = app
+        .http
+        .delete(app.api(&format!("/catalog/rules/{}", r["id"])))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The cancelled job's download URL no longer holds the package.
+    let (status, v) = crate::packages::delete(&app, "u-1").await;
+    assert_eq!(status, 204, "{v}");
+}

@@ -145,8 +145,11 @@ impl PackageStore for SqlStore {
     async fn package_in_use(&self, pkg_id: &str, now: Timestamp) -> Result<bool> {
         with_pool!(self, |pool, _pg| {
             let live: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM download_tokens \
-                 WHERE pkg_id = $1 AND expires_at > $2)",
+                "SELECT EXISTS (SELECT 1 FROM download_tokens t LEFT JOIN jobs j ON j.id = t.job_id \
+                 WHERE t.pkg_id = $1 AND t.expires_at > $2 \
+                 AND (t.job_id IS NULL OR j.finished_at IS NULL)) \
+                 OR EXISTS (SELECT 1 FROM jobs WHERE pkg_id = $1 AND finished_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM catalog_rules WHERE pkg_id = $1)",
             )
             .bind(pkg_id)
             .bind(ts(now))
