@@ -208,7 +208,9 @@ async fn main() {
             .unwrap();
     }
     let rate = |d: Duration| a.devices as f64 / d.as_secs_f64();
-    println!("| devices | concurrency | jobs created/s (REST) | jobs completed/s (agents) | outcomes |");
+    println!(
+        "| devices | concurrency | jobs created/s (REST) | jobs completed/s (agents) | outcomes |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| {} | {} | {:.0} | {:.1} | {} |",
