@@ -228,3 +228,39 @@ pub(crate) fn run(args: AgentArgs) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod reference_tests {
+    use clap::Args as _;
+    use scomo_agent::config::reference::KEYS;
+
+    /// The flags and variables the agent configuration reference names are
+    /// the ones `scomo agent` has, and every flag that sets a key is in it.
+    #[test]
+    fn reference_flags_match_the_cli() {
+        let cmd = super::Settings::augment_args(clap::Command::new("agent"));
+        let args: Vec<(String, Option<String>)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                let long = a.get_long()?.to_owned();
+                let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                Some((long, env))
+            })
+            .collect();
+        for k in KEYS {
+            if let Some(flag) = k.flag {
+                let found = args.iter().find(|(l, _)| l == flag);
+                let (_, env) = found.unwrap_or_else(|| panic!("{}: no flag --{flag}", k.key));
+                assert_eq!(env.as_deref(), k.env, "{}: environment variable", k.key);
+            }
+        }
+        for (long, _) in &args {
+            if long != "set" {
+                assert!(
+                    KEYS.iter().any(|k| k.flag == Some(long.as_str())),
+                    "--{long} sets a key the reference does not name"
+                );
+            }
+        }
+    }
+}

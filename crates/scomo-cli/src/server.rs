@@ -168,3 +168,39 @@ pub(crate) fn run_server(args: ServerArgs) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+    use scomo_server::config::reference::KEYS;
+
+    /// The flags and variables the configuration reference names are the
+    /// ones `scomo server` has, and every flag that sets a key is in it.
+    #[test]
+    fn reference_flags_match_the_cli() {
+        let cmd = super::ServerArgs::augment_args(clap::Command::new("server"));
+        let args: Vec<(String, Option<String>)> = cmd
+            .get_arguments()
+            .filter_map(|a| {
+                let long = a.get_long()?.to_owned();
+                let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+                Some((long, env))
+            })
+            .collect();
+        for k in KEYS {
+            if let Some(flag) = k.flag {
+                let found = args.iter().find(|(l, _)| l == flag);
+                let (_, env) = found.unwrap_or_else(|| panic!("{}: no flag --{flag}", k.key));
+                assert_eq!(env.as_deref(), k.env, "{}: environment variable", k.key);
+            }
+        }
+        for (long, _) in &args {
+            if !matches!(long.as_str(), "config" | "check-config") {
+                assert!(
+                    KEYS.iter().any(|k| k.flag == Some(long.as_str())),
+                    "--{long} sets a key the reference does not name"
+                );
+            }
+        }
+    }
+}

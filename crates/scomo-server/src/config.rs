@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Backoff, StoreConfig};
 
+pub mod reference;
+
 /// The whole server configuration. `Debug` redacts the server password and
 /// the database URL's password.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

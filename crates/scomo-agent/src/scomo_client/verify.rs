@@ -146,6 +146,32 @@ mod tests {
         assert_eq!(parse_sha256("zz"), None);
     }
 
+    /// A key and signature made with the `openssl` recipe of
+    /// `docs/integrator-guide.md` (`openssl pkey -pubout -outform DER | tail
+    /// -c 32 | base64`; `openssl dgst -sha256 -binary | openssl pkeyutl
+    /// -sign -rawin | base64`) over the bytes `package bytes\n`.
+    #[test]
+    fn openssl_recipe_verifies() {
+        let d: [u8; 32] = Sha256::digest(b"package bytes\n").into();
+        let key = parse_key("7Bvmp+PPYT/7RE+qSg2qU3KrAYqb/Ou6s4fKx2F7Baw=").unwrap();
+        let expected = Expected {
+            sha256: Some(
+                "40fa264148fd4b9e9bea4447cc4504f68832044997ab4921af95356d05556031".into(),
+            ),
+            signature: Some(
+                "GoQDD9y4k84um29rV9UTEwnphqvdcBlHrMSNfnj/baSr2VaI47Auell+rS/whzFUBIUTi2OU7vD4ewflRT9LDA=="
+                    .into(),
+            ),
+        };
+        assert_eq!(check(&d, &expected, true, &[key]), Ok(()));
+        let other: [u8; 32] = Sha256::digest(b"other bytes\n").into();
+        let no_hash = Expected {
+            sha256: None,
+            ..expected
+        };
+        assert!(check(&other, &no_hash, false, &[key]).is_err());
+    }
+
     #[test]
     fn checks() {
         let d: [u8; 32] = Sha256::digest(b"package").into();
