@@ -267,37 +267,49 @@ async fn sessions(server: &Server, device: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-/// 5.4.1.2: the device initiates the session (Alert 1201) and gets the
-/// component the catalog selects for it, over DM. WBXML, HMAC.
+/// 5.4.1.2 / 5.4.2.2 / 5.4.2.3: the device initiates the session (Alert
+/// 1201); the server reads its inventory and gives it what the catalog
+/// selects, over DM or by alternate download. WBXML, HMAC.
 #[tokio::test]
 async fn device_initiated_session_receives_what_the_catalog_selects() {
     let root = tempfile::tempdir().unwrap();
     let server = Server::start(&root.path().join("server"), &[]);
     upload(&server, root.path(), "tool-2", &[comp("tool", "2.0")]);
-    server.admin(&[
-        "catalog",
-        "add",
-        "--name",
-        "tools",
-        "--package",
-        "tool-2",
-        "--delivery",
-        "direct",
-        "--man",
-        "scomo",
-    ]);
-    let dev = Device::new(&server, root.path(), "IMEI:902", "hmac", "wbxml").with("--man", "scomo");
-    dev.once(&server);
-    let jobs = server.admin(&["job", "list", "--device", &dev.id]);
-    let jobs = jobs.as_array().unwrap();
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
-    assert_eq!(jobs[0]["state"], "succeeded", "{jobs:?}\n{}", server.log());
-    assert_eq!(jobs[0]["origin"], "catalog");
-    assert!(dev.component_dir("tool").join("ACTIVE").exists());
-    // Up to date: another round brings nothing new.
-    dev.once(&server);
-    let again = server.admin(&["job", "list", "--device", &dev.id]);
-    assert_eq!(again.as_array().unwrap().len(), 1);
+    for (i, delivery) in ["direct", "http", "dlota"].into_iter().enumerate() {
+        let man = format!("maker-{delivery}");
+        server.admin(&[
+            "catalog",
+            "add",
+            "--name",
+            &man,
+            "--package",
+            "tool-2",
+            "--delivery",
+            delivery,
+            "--man",
+            &man,
+        ]);
+        let dev = Device::new(
+            &server,
+            root.path(),
+            &format!("IMEI:90{i}2"),
+            "hmac",
+            "wbxml",
+        )
+        .with("--man", &man);
+        dev.once(&server);
+        let jobs = server.admin(&["job", "list", "--device", &dev.id]);
+        let jobs = jobs.as_array().unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0]["state"], "succeeded", "{jobs:?}\n{}", server.log());
+        assert_eq!(jobs[0]["origin"], "catalog");
+        assert_eq!(jobs[0]["delivery"], delivery);
+        assert!(dev.component_dir("tool").join("ACTIVE").exists());
+        // Up to date: another round brings nothing new.
+        dev.once(&server);
+        let again = server.admin(&["job", "list", "--device", &dev.id]);
+        assert_eq!(again.as_array().unwrap().len(), 1);
+    }
 }
 
 /// 5.4.1.4 / 5.4.2.1–5.4.2.4 / 5.4.3.3: the external management

@@ -632,3 +632,82 @@ async fn a_package_is_in_use_while_a_job_or_a_rule_needs_it() {
     let (status, v) = crate::packages::delete(&app, "u-1").await;
     assert_eq!(status, 204, "{v}");
 }
+
+#[tokio::test]
+async fn a_success_the_inventory_does_not_show_is_a_mismatch() {
+    let app = TestApp::start().await;
+    app.provision("IMEI:496", json!({})).await;
+    // A device that answers every Exec 200 but changes nothing.
+    let mut dev = crate::harness::DmClient::new(&app, "IMEI:496");
+    dev.device.set("./SCOMO/Inventory/Deployed/c1/ID", "c1");
+    dev.device
+        .set("./SCOMO/Inventory/Deployed/c1/Version", "1.0");
+    dev.device.set("./SCOMO/Inventory/Deployed/c1/State", "10");
+    let j = create(
+        &app,
+        json!({"device": "IMEI:496", "op": "Activate", "component": "c1"}),
+    )
+    .await;
+    let run = dev.run_session().await;
+    assert!(run.outcome.is_some(), "{run:?}");
+    let j = job(&app, &j["id"]).await;
+    assert_eq!(j["state"], "mismatch", "{j}");
+    assert_eq!(j["result_code"], 1200, "{j}");
+    assert!(j["detail"].as_str().unwrap().contains("state 10"), "{j}");
+    assert!(dev
+        .device
+        .executed
+        .iter()
+        .any(|e| e == "Exec ./SCOMO/Inventory/Deployed/c1/Operations/Activate"));
+}
+
+#[tokio::test]
+async fn a_later_step_waits_for_its_start_time() {
+    let app = Builder::new()
+        .configure(|c| c.scomo.worker_interval_ms = 20)
+        .start()
+        .await;
+    upload_ok(&app, package("s-1", "s", "1.0", "archive")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = "IMEI:497";
+    let agent = agent(&app, dev, dir.path()).await;
+    let at = scomo_server::store::Timestamp::now().unix_millis() / 1000 + 2;
+    let j = create(
+        &app,
+        json!({"device": dev, "op": "DownloadInstallInactive", "package": "s-1",
+               "then": [{"op": "Activate", "at": at}]}),
+    )
+    .await;
+    let id = j["id"].as_i64().unwrap();
+    let mut events = app.state.subscribe();
+    agent.run_once().await.unwrap();
+    let j = job(&app, &json!(id)).await;
+    assert_eq!(j["state"], "scheduled", "{j}");
+    assert!(j["wake_at"].is_string(), "{j}");
+    assert_eq!(
+        deployed(&inventory(&app, dev).await, "s").unwrap()["state"],
+        "inactive"
+    );
+    // The worker starts the step at its time.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let ev = events.recv().await.unwrap();
+            if ev.kind == "job" && ev.id == id && ev.state == "running" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the step started");
+    assert!(scomo_server::store::Timestamp::now().unix_millis() >= at * 1000);
+    let j = run_job(&app, &agent, &json!(id)).await;
+    assert_eq!(j["state"], "succeeded", "{j}");
+    assert_eq!(
+        deployed(&inventory(&app, dev).await, "s").unwrap()["state"],
+        "active"
+    );
+    assert!(j["history"].as_array().unwrap().iter().any(|h| h["message"]
+        .as_str()
+        .unwrap()
+        .contains("start time reached")));
+}
