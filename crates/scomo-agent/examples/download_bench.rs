@@ -66,8 +66,10 @@ fn peak_rss_kb() -> u64 {
 fn main() {
     let a = args();
     // The agent's defaults, with only the size limit raised.
-    let mut cfg = ScomoConfig::default();
-    cfg.max_package_bytes = a.max_bytes;
+    let cfg = ScomoConfig {
+        max_package_bytes: a.max_bytes,
+        ..ScomoConfig::default()
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
