@@ -11,6 +11,7 @@
 //!  failure) to installNotifyURI.
 //! ```
 
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ use tokio::sync::watch;
 use super::journal::{DownloadState, Halted};
 use super::rules::DownloadFailure;
 use super::store::has_room;
+
+/// Bytes received between two writeback kicks of the `.part` file.
+const WRITEBACK_WINDOW: u64 = 8 * 1024 * 1024;
 
 /// How a download ended, when it did not complete.
 #[derive(Debug)]
@@ -343,6 +347,9 @@ impl Downloader {
         }
         let mut written = start;
         let mut first = true;
+        // Writeback: started for [.., kicked), asked to be dropped for
+        // [.., dropped) (see `WRITEBACK_WINDOW`).
+        let (mut dropped, mut kicked) = (start, start);
         let mut cancel = p.cancel.clone();
         loop {
             let chunk = tokio::select! {
@@ -377,6 +384,22 @@ impl Downloader {
             file.write_all(&chunk).await.map_err(|e| io_failure(&e))?;
             hashing.h.update(&chunk);
             hashing.at = written;
+            // Everything before this chunk is with the kernel (tokio's File
+            // finished the previous write before taking this one).
+            let settled = written.saturating_sub(chunk.len() as u64);
+            if settled.saturating_sub(kicked) >= WRITEBACK_WINDOW {
+                // Start the writeback of the last window now, so the final
+                // fsync has little left, and let the window before it
+                // (written back by now) leave the page cache, so a large
+                // package does not fill it. Advice only: errors ignored.
+                let _ = rustix::fs::fadvise(
+                    &file,
+                    dropped,
+                    NonZeroU64::new(settled - dropped),
+                    rustix::fs::Advice::DontNeed,
+                );
+                (dropped, kicked) = (kicked, settled);
+            }
             if first {
                 first = false;
                 file.flush().await.map_err(|e| io_failure(&e))?;

@@ -304,3 +304,37 @@ impl ScomoClient {
         self.shared.crash.subscribe()
     }
 }
+
+/// Drives the agent's package download (the same code path an Exec on
+/// `Download`/`DownloadInstall` takes: `GET`, streamed to `dest` and hashed
+/// on the way, `Range`/`If-Range` resume and retries per `config`, `fsync`
+/// at the end) without a DM session, journal or crash points. Returns the
+/// number of bytes received. For `examples/download_bench.rs`; not a
+/// stable API.
+#[doc(hidden)]
+pub async fn bench_download(url: &str, dest: &Path, config: &ScomoConfig) -> Result<u64, String> {
+    let downloader = download::Downloader::new(config)?;
+    let mut st = journal::DownloadState {
+        url: url.to_owned(),
+        dd: None,
+        object_url: None,
+        validator: None,
+        total: None,
+        content_type: None,
+    };
+    let mut journal = |_: &journal::DownloadState| Ok(());
+    let checkpoint = |_: &str| Ok(());
+    // Never cancelled: the sender lives until the download ends.
+    let (_stop, cancel) = watch::channel(false);
+    let mut progress = download::Progress {
+        journal: &mut journal,
+        checkpoint: &checkpoint,
+        cancel,
+    };
+    match downloader.fetch(&mut st, dest, &mut progress).await {
+        Ok(f) => Ok(f.size),
+        Err(download::DlError::Fail(_, why)) => Err(why),
+        Err(download::DlError::Halted) => Err("halted".into()),
+        Err(download::DlError::Stopped) => Err("stopped".into()),
+    }
+}
