@@ -34,8 +34,8 @@ use crate::error::AppError;
 use crate::random::OsRandom;
 use crate::state::AppState;
 use crate::store::{
-    command_count, AuthType, BatchId, Device, NewAlert, NewSession, NonceUpdate, SessionEnd,
-    SessionKey, SessionOutcome, StoreError, StoredAlert, Timestamp,
+    command_count, AuthType, BatchId, Device, NewAlert, NewSession, NonceUpdate, OutcomeWrite,
+    SessionEnd, SessionKey, SessionOutcome, StoreError, StoredAlert, Timestamp,
 };
 
 /// The `./DevDetail` leaves read in every session (`OMA-TS-DM_StdObj-V1_2`
@@ -540,37 +540,40 @@ impl LiveSession {
                 store.update_nonces(&self.device_id, &update, now).await?;
             }
         }
-        for ((batch, index), (status, results)) in w.outcomes {
-            let status = status.unwrap_or(StatusCode::OK);
-            match store
-                .record_outcome(batch, key, index, status, &results, now)
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::NotInFlight { .. }) => {
-                    warn!(%batch, "batch was taken from this session; its outcome is dropped");
-                    if let Some(p) = self.batches.get_mut(&batch) {
-                        p.done = true;
-                    }
-                }
-                Err(e) => return Err(e.into()),
+        // One transaction for what this message brought: its outcomes and
+        // the batches they complete.
+        let complete: Vec<BatchId> = self
+            .batches
+            .iter()
+            .filter(|(_, p)| !p.done && p.answered.len() == p.commands.len())
+            .map(|(id, _)| *id)
+            .collect();
+        let writes: Vec<OutcomeWrite<'_>> = w
+            .outcomes
+            .iter()
+            .map(|((batch, index), (status, results))| OutcomeWrite {
+                batch: *batch,
+                index: *index,
+                status: status.unwrap_or(StatusCode::OK),
+                results,
+            })
+            .collect();
+        let report = store.record_outcomes(key, &writes, &complete, now).await?;
+        for id in &complete {
+            if let Some(p) = self.batches.get_mut(id) {
+                p.done = true;
             }
         }
-        for (id, p) in &mut self.batches {
-            if !p.done && p.answered.len() == p.commands.len() {
+        for id in &report.gone {
+            warn!(batch = %id, "batch was taken from this session; its outcomes are dropped");
+            if let Some(p) = self.batches.get_mut(id) {
                 p.done = true;
-                match store.complete_batch(*id, key, now).await {
-                    Ok(()) => {
-                        self.completed.push(*id);
-                        info!(batch = %id, "batch completed");
-                        metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
-                    }
-                    Err(StoreError::NotInFlight { .. }) => {
-                        warn!(batch = %id, "batch was taken from this session before it completed");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
             }
+        }
+        for id in report.completed {
+            info!(batch = %id, "batch completed");
+            metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
+            self.completed.push(id);
         }
         // The activity time only keeps other nodes' sweeps (at twice the
         // idle timeout) away, and closing the session writes it anyway:

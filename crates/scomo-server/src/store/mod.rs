@@ -95,9 +95,10 @@ pub use model::{
     command_count, AlertId, ApiToken, AuthType, Backoff, Batch, BatchId, BatchState,
     ClientCredentials, CommandOutcome, Device, DeviceFilter, DeviceOrigin, DevicePage,
     DevicePageRequest, DeviceUpdate, LabelFilter, Lease, NewAlert, NewBatch, NewDevice, NewSession,
-    NonceUpdate, Nonces, Notification, NotificationId, NotificationState, RequeueReport,
-    ServerCredentials, SessionEnd, SessionKey, SessionOutcome, SessionRecord, StoredAlert,
-    Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN, DEVINFO_MOD, MAX_PAGE,
+    NonceUpdate, Nonces, Notification, NotificationId, NotificationState, OutcomeWrite,
+    OutcomesReport, RequeueReport, ServerCredentials, SessionEnd, SessionKey, SessionOutcome,
+    SessionRecord, StoredAlert, Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN,
+    DEVINFO_MOD, MAX_PAGE,
 };
 pub use packages_model::{DownloadToken, Package, PackageComponent};
 pub use sql::{Backend, SqlStore};
@@ -255,6 +256,45 @@ pub trait CommandQueue: Send + Sync {
         results: &[Results],
         now: Timestamp,
     ) -> Result<()>;
+
+    /// Everything one device message brought, in one transaction: the
+    /// outcomes (as [`CommandQueue::record_outcome`]) and then the batches
+    /// whose statuses are now all in (as [`CommandQueue::complete_batch`]).
+    /// Batches this session no longer holds are skipped and listed in the
+    /// report, not an error.
+    async fn record_outcomes(
+        &self,
+        session: SessionKey,
+        outcomes: &[OutcomeWrite<'_>],
+        complete: &[BatchId],
+        now: Timestamp,
+    ) -> Result<OutcomesReport> {
+        let mut report = OutcomesReport::default();
+        for o in outcomes {
+            if report.gone.contains(&o.batch) {
+                continue;
+            }
+            match self
+                .record_outcome(o.batch, session, o.index, o.status, o.results, now)
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::NotInFlight { .. }) => report.gone.push(o.batch),
+                Err(e) => return Err(e),
+            }
+        }
+        for b in complete {
+            if report.gone.contains(b) {
+                continue;
+            }
+            match self.complete_batch(*b, session, now).await {
+                Ok(()) => report.completed.push(*b),
+                Err(StoreError::NotInFlight { .. }) => report.gone.push(*b),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
 
     /// Marks a batch completed once its statuses are in.
     async fn complete_batch(

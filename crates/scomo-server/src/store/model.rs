@@ -577,6 +577,28 @@ pub struct CommandOutcome {
     pub recorded_at: Timestamp,
 }
 
+/// One outcome to record (see [`crate::store::CommandQueue::record_outcomes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutcomeWrite<'a> {
+    /// The batch.
+    pub batch: BatchId,
+    /// The command's position in [`command_count`] order.
+    pub index: u32,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its results.
+    pub results: &'a [Results],
+}
+
+/// What [`crate::store::CommandQueue::record_outcomes`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutcomesReport {
+    /// Batches completed.
+    pub completed: Vec<BatchId>,
+    /// Batches the session no longer holds (their outcomes were dropped).
+    pub gone: Vec<BatchId>,
+}
+
 /// A stored batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {

@@ -47,6 +47,7 @@ macro_rules! all_cases {
                 sessions::session_audit,
                 sessions::finish_requeues_unsent,
                 queue::fifo_claim_outcomes_complete,
+                queue::outcomes_of_a_message_in_one_call,
                 queue::rejects_bad_batches,
                 queue::concurrent_claimers_never_share,
                 queue::restart_mid_batch_completes_once,

@@ -520,3 +520,118 @@ pub(crate) async fn cancel_and_owner_listing(db: &impl Db) {
     assert_eq!(of("campaign:", None, 10).await, [ids[3]]);
     assert_eq!(of("", None, 10).await, ids);
 }
+
+pub(crate) async fn outcomes_of_a_message_in_one_call(db: &impl Db) {
+    use scomo_server::store::OutcomeWrite;
+    let store = db.open().await;
+    let s = device_session(&*store, "dev-o", "node-a").await;
+    let a = store
+        .enqueue_batch(
+            &batch(
+                "dev-o",
+                "job:1",
+                vec![get("./DevInfo/Man"), get("./DevInfo/Mod")],
+            ),
+            t(2),
+        )
+        .await
+        .unwrap();
+    let b = store
+        .enqueue_batch(&batch("dev-o", "job:2", vec![get("./DevInfo/Lang")]), t(3))
+        .await
+        .unwrap();
+    let claimed = store.claim_batches(s, 10, t(4)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let results = man_results();
+    // First message: a's first status only.
+    let r = store
+        .record_outcomes(
+            s,
+            &[OutcomeWrite {
+                batch: a,
+                index: 0,
+                status: StatusCode::OK,
+                results: &results,
+            }],
+            &[],
+            t(5),
+        )
+        .await
+        .unwrap();
+    assert!(r.completed.is_empty() && r.gone.is_empty(), "{r:?}");
+    assert_eq!(
+        store.batch(a).await.unwrap().unwrap().state,
+        BatchState::Sent
+    );
+    // Second message: the rest of a and all of b; both complete.
+    let r = store
+        .record_outcomes(
+            s,
+            &[
+                OutcomeWrite {
+                    batch: a,
+                    index: 1,
+                    status: StatusCode::NOT_FOUND,
+                    results: &[],
+                },
+                OutcomeWrite {
+                    batch: b,
+                    index: 0,
+                    status: StatusCode::OK,
+                    results: &[],
+                },
+            ],
+            &[a, b],
+            t(6),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.completed, vec![a, b]);
+    let ba = store.batch(a).await.unwrap().unwrap();
+    assert_eq!(ba.state, BatchState::Completed);
+    assert_eq!(ba.finished_at, Some(t(6)));
+    assert_eq!(ba.outcomes.len(), 2);
+    assert_eq!(ba.outcomes[0].results, results);
+    assert_eq!(ba.outcomes[1].status, StatusCode::NOT_FOUND);
+    // A batch this session does not hold: reported, nothing written.
+    let r = store
+        .record_outcomes(
+            s,
+            &[OutcomeWrite {
+                batch: a,
+                index: 0,
+                status: StatusCode::COMMAND_FAILED,
+                results: &[],
+            }],
+            &[],
+            t(7),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.gone, vec![a]);
+    assert_eq!(
+        store.batch(a).await.unwrap().unwrap().outcomes[0].status,
+        StatusCode::OK
+    );
+    // An index past the batch's end is refused.
+    let c = store
+        .enqueue_batch(&batch("dev-o", "job:3", vec![get("./DevInfo/Lang")]), t(8))
+        .await
+        .unwrap();
+    store.claim_batches(s, 10, t(9)).await.unwrap();
+    let e = store
+        .record_outcomes(
+            s,
+            &[OutcomeWrite {
+                batch: c,
+                index: 5,
+                status: StatusCode::OK,
+                results: &[],
+            }],
+            &[],
+            t(10),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid { .. }), "{e:?}");
+}

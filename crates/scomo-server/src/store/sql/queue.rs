@@ -12,7 +12,7 @@ use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_po
 use crate::store::error::{Result, StoreError};
 use crate::store::model::{
     command_count, correlators, first_unqueueable, Batch, BatchId, BatchState, CommandOutcome,
-    Lease, NewBatch, SessionKey, Timestamp,
+    Lease, NewBatch, OutcomeWrite, OutcomesReport, SessionKey, Timestamp,
 };
 use crate::store::CommandQueue;
 
@@ -270,6 +270,97 @@ impl CommandQueue for SqlStore {
             .await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    async fn record_outcomes(
+        &self,
+        session: SessionKey,
+        outcomes: &[OutcomeWrite<'_>],
+        complete: &[BatchId],
+        now: Timestamp,
+    ) -> Result<OutcomesReport> {
+        let mut report = OutcomesReport::default();
+        if outcomes.is_empty() && complete.is_empty() {
+            return Ok(report);
+        }
+        let jsons = outcomes
+            .iter()
+            .map(|o| to_json("results", o.results))
+            .collect::<Result<Vec<_>>>()?;
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            // Which of the batches this session still holds, with their size.
+            let mut held: BTreeMap<BatchId, i64> = BTreeMap::new();
+            let mut ids: Vec<BatchId> = outcomes.iter().map(|o| o.batch).collect();
+            ids.extend_from_slice(complete);
+            ids.sort();
+            ids.dedup();
+            for b in &ids {
+                let n: Option<i64> = sqlx::query_scalar(pick(
+                    pg,
+                    "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
+                     AND state IN ('in_flight', 'sent') FOR UPDATE",
+                    "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
+                     AND state IN ('in_flight', 'sent')",
+                ))
+                .bind(b.0)
+                .bind(session.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match n {
+                    Some(n) => {
+                        held.insert(*b, n);
+                    }
+                    None => report.gone.push(*b),
+                }
+            }
+            for (o, json) in outcomes.iter().zip(&jsons) {
+                let Some(n) = held.get(&o.batch) else {
+                    continue;
+                };
+                if i64::from(o.index) >= *n {
+                    return Err(StoreError::Invalid {
+                        field: "command index",
+                        reason: format!("{} is not below the batch's {n} commands", o.index),
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, cmd_index) DO UPDATE \
+                     SET status = excluded.status, results = excluded.results, \
+                     recorded_at = excluded.recorded_at",
+                )
+                .bind(o.batch.0)
+                .bind(i64::from(o.index))
+                .bind(i64::from(o.status.0))
+                .bind(json)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            for b in held.keys() {
+                let state = if complete.contains(b) {
+                    "completed"
+                } else {
+                    "sent"
+                };
+                sqlx::query(
+                    "UPDATE command_batches SET state = $2, sent_at = COALESCE(sent_at, $3), \
+                     finished_at = CASE WHEN $2 = 'completed' THEN $3 ELSE finished_at END \
+                     WHERE id = $1",
+                )
+                .bind(b.0)
+                .bind(state)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+                if state == "completed" {
+                    report.completed.push(*b);
+                }
+            }
+            tx.commit().await?;
+            Ok(report)
         })
     }
 
