@@ -96,6 +96,9 @@ async fn main() {
     config.dm.server_password = Some("server-secret".into());
     // Exactly the queued Gets per session.
     config.dm.read_devdetail = false;
+    // The DM core only: no SCOMO inventory reads or catalog at session start.
+    config.scomo.inventory_max_age_secs = 0;
+    config.scomo.catalog = false;
     config.database.max_connections = a.pool;
     let schema = a.database_url.as_ref().map(|_| {
         let mut r = [0u8; 4];

@@ -85,7 +85,8 @@ pub struct ScomoConfig {
     /// A job with no result after this long times out.
     pub job_timeout_secs: u64,
     /// The inventory is read at the start of a session when the cached one
-    /// is older than this.
+    /// is older than this (0: never at session start; jobs still read it
+    /// to find entries and to check results).
     pub inventory_max_age_secs: u64,
     /// How often each node looks for due jobs (timeouts, scheduled steps)
     /// and for results no session handled.

@@ -80,7 +80,7 @@ pub const KEYS: &[KeyDoc] = &[
     key("notify.ui_mode", "string", "UI mode in package 0: `not-specified`, `background`, `informative` or `user-interaction`."),
     key("scomo.root", "string", "Where devices hold the SCOMO MO (an absolute tree URI; `SCOMO.md` §1: the placement is not fixed, `./SCOMO` is what deployed clients use)."),
     key("scomo.job_timeout_secs", "integer", "A job with no result after this long times out."),
-    key("scomo.inventory_max_age_secs", "integer", "The inventory is read at the start of a session when the cached one is older than this."),
+    key("scomo.inventory_max_age_secs", "integer", "The inventory is read at the start of a session when the cached one is older than this (0: never at session start; jobs still read it)."),
     key("scomo.worker_interval_ms", "integer", "How often each node looks for due jobs (timeouts, scheduled steps) and for results no session handled."),
     key("scomo.catalog", "bool", "Apply catalog rules in every session (the device gets what the rules select for it)."),
     key("downloads.url_ttl_secs", "integer", "How long a download URL (`/dl/{token}`) works when the caller does not say (1 second to 10 years)."),

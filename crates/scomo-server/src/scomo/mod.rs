@@ -144,11 +144,19 @@ pub(crate) async fn resolve_package_refs(state: &AppState, commands: &mut [Comma
 pub(crate) async fn on_session_ready(state: &AppState, device_id: &str) -> Result<(), AppError> {
     let cfg = &state.config().scomo;
     let now = Timestamp::now();
+    if cfg.inventory_max_age_secs == 0 && !cfg.catalog {
+        return Ok(());
+    }
     let inv = state.store().inventory(device_id).await?;
     let max_age = Duration::from_secs(cfg.inventory_max_age_secs);
-    match inv {
+    match &inv {
         Some(i) if i.read_at + max_age > now => {
             if cfg.catalog {
+                catalog::apply(state, device_id, &i.entries).await?;
+            }
+        }
+        _ if cfg.inventory_max_age_secs == 0 => {
+            if let (true, Some(i)) = (cfg.catalog, inv.as_ref()) {
                 catalog::apply(state, device_id, &i.entries).await?;
             }
         }
