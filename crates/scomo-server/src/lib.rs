@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod campaign;
 pub mod config;
 mod dl;
 mod dm;
