@@ -500,17 +500,14 @@ async fn on_exec_batch(state: &AppState, id: JobId, batch: &Batch) -> Result<(),
     let Some(status) = status_of(batch, last) else {
         // Sent, but the session ended before the answer: the device may have
         // started the operation; its alert (or the timeout) decides.
-        plan.phase = Phase::Await;
-        let upd = JobUpdate {
-            state: JobState::AwaitingResult,
-            plan: plan.to_json(),
-            event: Some(
-                "the session ended before the device answered; waiting for its report".into(),
-            ),
-            ..JobUpdate::keep(&job)
-        };
-        update(state, &job, upd, now).await?;
-        return Ok(());
+        return await_report(
+            state,
+            &job,
+            plan,
+            "the session ended before the device answered",
+            now,
+        )
+        .await;
     };
     if !last_is_exec {
         // Direct delivery only: the Replace of Data is the last command.
@@ -534,30 +531,16 @@ async fn on_exec_batch(state: &AppState, id: JobId, batch: &Batch) -> Result<(),
             .map(|_| ())
         };
     }
-    match status.0 {
+    // A synchronous 200 is the device's "successful" (SCOMO.md §7.1).
+    let code = if status.0 == 200 { 1200 } else { status.0 };
+    match code {
         202 => {
-            plan.phase = Phase::Await;
-            let upd = JobUpdate {
-                state: JobState::AwaitingResult,
-                plan: plan.to_json(),
-                event: Some(
-                    "the device accepted the operation (202); waiting for its report".into(),
-                ),
-                ..JobUpdate::keep(&job)
-            };
-            update(state, &job, upd, now).await?;
-            Ok(())
-        }
-        200 => {
-            plan.reported = Some(ResultCode::SUCCESSFUL.0);
-            let extra = cleanup(state, &job, &plan);
-            verify(
+            await_report(
                 state,
-                job,
+                &job,
                 plan,
-                extra,
+                "the device accepted the operation (202)",
                 now,
-                "the device completed the operation (200)",
             )
             .await
         }
@@ -566,15 +549,8 @@ async fn on_exec_batch(state: &AppState, id: JobId, batch: &Batch) -> Result<(),
             plan.reported = Some(c);
             if code.is_success() {
                 let extra = cleanup(state, &job, &plan);
-                verify(
-                    state,
-                    job,
-                    plan,
-                    extra,
-                    now,
-                    "the device completed the operation",
-                )
-                .await
+                let why = format!("the device completed the operation ({})", status.0);
+                verify(state, job, plan, extra, now, &why).await
             } else {
                 finish(
                     state,
@@ -610,6 +586,26 @@ async fn on_exec_batch(state: &AppState, id: JobId, batch: &Batch) -> Result<(),
             .map(|_| ())
         }
     }
+}
+
+/// The step's Exec went out: wait for the device's report (its alert or the
+/// timeout decides).
+async fn await_report(
+    state: &AppState,
+    job: &Job,
+    mut plan: JobPlan,
+    why: &str,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    plan.phase = Phase::Await;
+    let upd = JobUpdate {
+        state: JobState::AwaitingResult,
+        plan: plan.to_json(),
+        event: Some(format!("{why}; waiting for its report")),
+        ..JobUpdate::keep(job)
+    };
+    update(state, job, upd, now).await?;
+    Ok(())
 }
 
 /// Commands that tidy up after a successful step, sent with the read-back:
