@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod config_doc;
 pub mod dlota;
 pub mod manifest;
 pub mod mo;

@@ -10,46 +10,8 @@
 
 use super::Config;
 
-/// One configuration key, as the reference shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyDoc {
-    /// Dotted key (`dm.max_msg_size`).
-    pub key: &'static str,
-    /// Its TOML type, in words.
-    pub ty: &'static str,
-    /// The `scomo server` flag setting it (without `--`), if any.
-    pub flag: Option<&'static str>,
-    /// The environment variable setting it, if any.
-    pub env: Option<&'static str>,
-    /// What it means (mirrors the field's doc comment).
-    pub doc: &'static str,
-}
-
-const fn key(key: &'static str, ty: &'static str, doc: &'static str) -> KeyDoc {
-    KeyDoc {
-        key,
-        ty,
-        flag: None,
-        env: None,
-        doc,
-    }
-}
-
-const fn flag(
-    key: &'static str,
-    ty: &'static str,
-    flag: &'static str,
-    env: &'static str,
-    doc: &'static str,
-) -> KeyDoc {
-    KeyDoc {
-        key,
-        ty,
-        flag: Some(flag),
-        env: Some(env),
-        doc,
-    }
-}
+pub use scomo::config_doc::KeyDoc;
+use scomo::config_doc::{flag, key};
 
 /// Every key of [`Config`], in the order the reference lists them.
 pub const KEYS: &[KeyDoc] = &[
@@ -91,60 +53,15 @@ pub const KEYS: &[KeyDoc] = &[
 pub fn defaults() -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     if let Ok(v) = serde_json::to_value(Config::default()) {
-        flatten("", &v, &mut out);
+        scomo::config_doc::flatten("", &v, &mut out);
     }
     out
-}
-
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
-    match v {
-        serde_json::Value::Object(map) if !map.is_empty() => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        _ => out.push((prefix.to_owned(), v.clone())),
-    }
-}
-
-/// A default value as the table shows it.
-fn show(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None | Some(serde_json::Value::Null) => "unset".to_owned(),
-        Some(v) => format!("`{v}`"),
-    }
 }
 
 /// The reference table (Markdown) of every key, defaults from
 /// `Config::default()`.
 pub fn markdown() -> String {
-    let defaults = defaults();
-    let mut s = String::from(
-        "| Key | Type | Default | Flag / environment | Meaning |\n|---|---|---|---|---|\n",
-    );
-    for k in KEYS {
-        let default = defaults.iter().find(|(d, _)| d == k.key).map(|(_, v)| v);
-        let flag = match (k.flag, k.env) {
-            (Some(f), Some(e)) => format!("`--{f}`<br>`{e}`"),
-            (Some(f), None) => format!("`--{f}`"),
-            (None, Some(e)) => format!("`{e}`"),
-            (None, None) => "—".to_owned(),
-        };
-        s.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
-            k.key,
-            k.ty,
-            show(default),
-            flag,
-            k.doc.replace('|', "\\|")
-        ));
-    }
-    s
+    scomo::config_doc::markdown(KEYS, &defaults())
 }
 
 #[cfg(test)]
