@@ -117,16 +117,8 @@ fn deployed<'a>(inv: &'a Value, id: &str) -> Option<&'a Value> {
 }
 
 /// SCOMO alerts the device sent for job `job`.
-fn reports(server: &Server, device: &str, job: &Value) -> usize {
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args(["admin", "--server", &server.url, "--json"])
-        .args(["job", "show", &job.to_string()])
-        .env("SCOMO_TOKEN", &server.token)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let _ = device;
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+fn reports(server: &Server, job: &Value) -> usize {
+    let j = self::job(server, job);
     j["history"]
         .as_array()
         .unwrap()
@@ -353,7 +345,7 @@ async fn rest_request_alternate_download_http_and_dlota() {
             assert_eq!(j["downloads"][0]["notify_status"], 900, "{j}");
         }
         assert!(dev.component_dir("svc").join("ACTIVE").exists());
-        assert_eq!(reports(&server, &dev.id, &j["id"]), 1, "reported once");
+        assert_eq!(reports(&server, &j["id"]), 1, "reported once");
     }
 }
 
@@ -390,7 +382,7 @@ async fn every_operation_and_the_combined_ones() {
         "--then",
         "Activate",
     ]);
-    assert_eq!(reports(&server, &dev.id, &j["id"]), 2);
+    assert_eq!(reports(&server, &j["id"]), 2);
     assert_eq!(state_of("app"), Some(("1.0".into(), "active".into())));
     assert!(dev.component_dir("app").join("ACTIVE").exists());
     run(&["--op", "Deactivate", "--component", "app"]);
