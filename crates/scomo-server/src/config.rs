@@ -94,6 +94,9 @@ pub struct ScomoConfig {
     /// Apply catalog rules in every session (the device gets what the rules
     /// select for it).
     pub catalog: bool,
+    /// How often a running campaign with a filter looks for devices that
+    /// started matching (late joiners).
+    pub campaign_rejoin_ms: u64,
 }
 
 impl Default for ScomoConfig {
@@ -104,6 +107,7 @@ impl Default for ScomoConfig {
             inventory_max_age_secs: 3600,
             worker_interval_ms: 1000,
             catalog: true,
+            campaign_rejoin_ms: 5000,
         }
     }
 }
@@ -328,11 +332,14 @@ impl Config {
                 "must be an absolute tree URI such as ./SCOMO",
             ));
         }
-        if self.scomo.job_timeout_secs == 0 || self.scomo.worker_interval_ms == 0 {
+        if self.scomo.job_timeout_secs == 0
+            || self.scomo.worker_interval_ms == 0
+            || self.scomo.campaign_rejoin_ms == 0
+        {
             return Err(invalid(
                 "scomo.job_timeout_secs",
                 &self.scomo.job_timeout_secs.to_string(),
-                "job_timeout_secs and worker_interval_ms must be positive",
+                "job_timeout_secs, worker_interval_ms and campaign_rejoin_ms must be positive",
             ));
         }
         if self.server_id.is_empty() || self.server_id.len() > 255 {

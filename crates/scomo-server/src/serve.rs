@@ -165,6 +165,10 @@ pub async fn run(
         state.clone(),
         stopped(stop_rx.clone()),
     ));
+    let campaigns = tokio::spawn(crate::campaign::driver::run(
+        state.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let router = app(state.clone());
     let served = match listener {
         Listener::Tcp(l) => {
@@ -182,6 +186,7 @@ pub async fn run(
     let _ = notifier.await;
     let _ = sweeper.await;
     let _ = worker.await;
+    let _ = campaigns.await;
     crate::dm::close_all(&state).await;
     info!(node = %state.node_id(), "server stopped");
     served

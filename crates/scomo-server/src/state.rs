@@ -69,6 +69,7 @@ struct Inner {
     sessions: SessionTable,
     metrics: PrometheusHandle,
     notifier: Notify,
+    campaigns: Notify,
     admin_token: Option<String>,
     /// SQLite takes one writer at a time, and writers that collide wait in
     /// SQLite's busy handler, which sleeps in growing steps: under load that
@@ -160,6 +161,7 @@ impl AppState {
                 sessions,
                 metrics: crate::metrics::handle(),
                 notifier: Notify::new(),
+                campaigns: Notify::new(),
                 admin_token,
                 write_gate,
                 events: crate::events::Events::new(),
@@ -231,6 +233,16 @@ impl AppState {
 
     pub(crate) async fn notifier_woken(&self) {
         self.inner.notifier.notified().await;
+    }
+
+    /// Wakes this node's campaign driver (a campaign was created or given
+    /// a command).
+    pub(crate) fn wake_campaigns(&self) {
+        self.inner.campaigns.notify_one();
+    }
+
+    pub(crate) async fn campaigns_woken(&self) {
+        self.inner.campaigns.notified().await;
     }
 }
 

@@ -237,7 +237,7 @@ impl TimeArg {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
-fn parse_rfc3339(t: &str) -> Option<Timestamp> {
+pub(crate) fn parse_rfc3339(t: &str) -> Option<Timestamp> {
     let b = t.as_bytes();
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
@@ -283,14 +283,14 @@ fn parse_rfc3339(t: &str) -> Option<Timestamp> {
     Some(Timestamp::from_unix_millis(secs * 1000 + ms))
 }
 
-fn parse_op(s: &str) -> Result<JobOp, AppError> {
+pub(crate) fn parse_op(s: &str) -> Result<JobOp, AppError> {
     JobOp::parse(s).ok_or_else(|| {
         let all: Vec<&str> = JobOp::ALL.iter().map(|o| o.as_str()).collect();
         AppError::BadRequest(format!("unknown op {s:?}: one of {}", all.join(", ")))
     })
 }
 
-fn parse_delivery(s: &str) -> Result<Delivery, AppError> {
+pub(crate) fn parse_delivery(s: &str) -> Result<Delivery, AppError> {
     Delivery::parse(s).ok_or_else(|| {
         AppError::BadRequest(format!(
             "unknown delivery {s:?}: one of direct, http, dlota, none"

@@ -34,6 +34,7 @@
 //! Every endpoint is declared once, in the `endpoints!` list below, and
 //! documented in [`openapi`] (see there for how to add one).
 
+pub mod campaigns;
 pub mod commands;
 pub mod devices;
 pub mod jobs;
@@ -128,6 +129,13 @@ endpoints! {
         POST   "/catalog/rules"                  => jobs::create_rule;
         DELETE "/catalog/rules/{id}"             => jobs::delete_rule;
         GET    "/events"                         => jobs::events;
+        POST   "/campaigns"                      => campaigns::create;
+        GET    "/campaigns"                      => campaigns::list;
+        GET    "/campaigns/{id}"                 => campaigns::show;
+        POST   "/campaigns/{id}/pause"           => campaigns::pause;
+        POST   "/campaigns/{id}/resume"          => campaigns::resume;
+        POST   "/campaigns/{id}/cancel"          => campaigns::cancel;
+        GET    "/campaigns/{id}/devices"         => campaigns::devices;
     }
 }
 

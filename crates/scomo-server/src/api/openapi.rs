@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commands, devices, jobs, packages};
+use super::{campaigns, commands, devices, jobs, packages};
 use crate::error::ErrorBody;
 
 /// The document's source: every path and the schemas they use.
@@ -68,6 +68,13 @@ use crate::error::ErrorBody;
         jobs::rules,
         jobs::delete_rule,
         jobs::events,
+        campaigns::create,
+        campaigns::list,
+        campaigns::show,
+        campaigns::pause,
+        campaigns::resume,
+        campaigns::cancel,
+        campaigns::devices,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerToken),
@@ -80,6 +87,8 @@ use crate::error::ErrorBody;
         (name = "inventory", description = "What software a device reported"),
         (name = "catalog", description = "Catalog rules: packages given to matching devices"),
         (name = "events", description = "Live events (Server-Sent Events)"),
+        (name = "campaigns", description = "Campaigns: one operation rolled out over many \
+                                            devices in stages, paced and guarded by thresholds"),
         (name = "meta", description = "About the API itself"),
     ),
 )]

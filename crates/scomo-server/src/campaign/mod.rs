@@ -78,15 +78,18 @@
 //! success gate); a stage already passed is never reopened. An aborted,
 //! cancelled or completed campaign takes no more devices.
 
+pub mod def;
+pub(crate) mod driver;
 mod planner;
 mod rng;
 mod spec;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 pub use planner::{
     AbortReason, Action, CampaignState, CampaignStatus, Counts, Outcome, OutcomeCounts,
-    PauseReason, Planner, StageStatus, ThresholdTrip,
+    PauseReason, Planner, Progress, Saved, SavedDevice, StageStatus, ThresholdTrip,
 };
 pub use rng::XorShift64;
 pub use spec::{

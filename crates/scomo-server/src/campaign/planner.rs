@@ -304,6 +304,51 @@ impl Bucket {
     }
 }
 
+/// Where one device was when its campaign was saved, for
+/// [`Planner::restore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Not started.
+    Pending,
+    /// Its job was started and has not been reported finished.
+    InFlight,
+    /// Its job finished; `counted`: in the current epoch (since the last
+    /// resume), so it counts for error thresholds.
+    Finished {
+        /// How it ended.
+        outcome: Outcome,
+        /// Whether it counts for error thresholds.
+        counted: bool,
+    },
+}
+
+/// One device of a saved campaign, in arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedDevice {
+    /// Its id.
+    pub id: String,
+    /// The stage its job started in, when it started.
+    pub stage: Option<usize>,
+    /// Where it was.
+    pub progress: Progress,
+}
+
+/// A saved campaign, for [`Planner::restore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    /// Its state.
+    pub state: CampaignState,
+    /// Since when.
+    pub since: Millis,
+    /// The highest opened stage.
+    pub current: Option<usize>,
+    /// How many of the first devices (in arrival order) were split over
+    /// the stages when the campaign started; the rest joined later.
+    pub initial: usize,
+    /// Every device, in arrival order.
+    pub devices: Vec<SavedDevice>,
+}
+
 /// The campaign decision core: a state machine fed with events (devices
 /// added, jobs finished, operator commands) and asked for decisions
 /// ([`Planner::next_actions`]). Pure: no I/O, the clock and the random
@@ -340,6 +385,86 @@ impl Planner {
             jitter_until: None,
             in_flight: 0,
         })
+    }
+
+    /// Rebuilds a planner from what its driver saved: devices keep the
+    /// stage their job started in; devices not started take the stage the
+    /// split at the start gave them (the first `initial` ones) or the
+    /// current stage (later joiners). Pacing starts afresh (a full token
+    /// bucket); error thresholds count the `counted` outcomes.
+    pub fn restore(spec: CampaignSpec, saved: Saved, now: Millis) -> Result<Planner, SpecError> {
+        let mut p = Planner::new(spec)?;
+        p.state = saved.state;
+        p.since = saved.since;
+        let last = p.stages.len().saturating_sub(1);
+        let Some(current) = saved.current.map(|c| c.min(last)) else {
+            for d in saved.devices {
+                if p.slots.contains_key(&d.id) {
+                    continue;
+                }
+                p.slots.insert(
+                    d.id.clone(),
+                    Slot {
+                        stage: 0,
+                        phase: Phase::Pending,
+                    },
+                );
+                p.pool.push(d.id);
+            }
+            p.split_pool();
+            return Ok(p);
+        };
+        p.current = Some(current);
+        let initial = saved.initial.min(saved.devices.len());
+        let mut split = Vec::with_capacity(initial);
+        for (stage, size) in p.spec.partition(initial).into_iter().enumerate() {
+            split.extend(std::iter::repeat_n(stage, size));
+        }
+        for (i, d) in saved.devices.into_iter().enumerate() {
+            if p.slots.contains_key(&d.id) {
+                continue;
+            }
+            let stage = d
+                .stage
+                .or_else(|| split.get(i).copied())
+                .unwrap_or(current)
+                .min(last);
+            let Some(run) = p.stages.get_mut(stage) else {
+                continue;
+            };
+            run.devices += 1;
+            let phase = match d.progress {
+                Progress::Pending => {
+                    run.pending.push_back(d.id.clone());
+                    Phase::Pending
+                }
+                Progress::InFlight => {
+                    run.in_flight += 1;
+                    p.in_flight += 1;
+                    Phase::InFlight
+                }
+                Progress::Finished { outcome, counted } => {
+                    run.outcomes.record(outcome);
+                    if counted && outcome != Outcome::Cancelled {
+                        run.eval.finished += 1;
+                        if let Some(class) = outcome.error_class() {
+                            if let Some(n) = run.eval.by_class.get_mut(class.index()) {
+                                *n += 1;
+                            }
+                        }
+                    }
+                    Phase::Finished
+                }
+            };
+            p.slots.insert(d.id, Slot { stage, phase });
+        }
+        p.settle(now);
+        Ok(p)
+    }
+
+    /// The stage a device is in (before the start: the planned split).
+    pub fn stage_of(&self, device: &str) -> Option<usize> {
+        self.slots.get(device).map(|s| s.stage)
     }
 
     /// The rules it runs.

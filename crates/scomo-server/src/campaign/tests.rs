@@ -590,3 +590,120 @@ fn rng_is_seeded() {
     assert!(xs.iter().all(|&x| x <= 300));
     assert_eq!(XorShift64::new(0).up_to(0), 0);
 }
+
+/// What a driver would have saved of `p`: every device with the stage its
+/// job started in (if it started), its progress, and `initial`.
+fn save(
+    p: &Planner,
+    order: &[String],
+    started: &[String],
+    failed: &[&String],
+    counted: bool,
+) -> Saved {
+    let st = p.status();
+    let devices = order
+        .iter()
+        .map(|id| {
+            let progress = if !started.contains(id) {
+                Progress::Pending
+            } else {
+                match failed.contains(&id) {
+                    true => Progress::Finished {
+                        outcome: Outcome::Failed(ResultClass::DeviceFault),
+                        counted,
+                    },
+                    false => Progress::InFlight,
+                }
+            };
+            SavedDevice {
+                id: id.clone(),
+                stage: started.contains(id).then(|| p.stage_of(id)).flatten(),
+                progress,
+            }
+        })
+        .collect();
+    Saved {
+        state: st.state,
+        since: st.since,
+        current: st.current_stage,
+        initial: order.len(),
+        devices,
+    }
+}
+
+#[test]
+fn a_restored_planner_has_the_same_status_and_goes_on_alike() {
+    let spec = CampaignSpec {
+        error_thresholds: vec![ErrorThreshold {
+            class: ErrorClass::DeviceFault,
+            max_pct: 50,
+            min_finished: 2,
+            action: ThresholdAction::Pause,
+        }],
+        ..fast(vec![StageSize::Count(4), StageSize::Percent(100)])
+    };
+    let devs = ids("d", 10);
+    let mut p = Planner::new(spec.clone()).unwrap();
+    p.add_devices(devs.clone(), 0);
+    let mut rng = XorShift64::new(7);
+    let first = starts(&p.next_actions(SEC, &mut rng));
+    assert_eq!(first, devs[..4]);
+    // One failure of four finished so far: below the threshold.
+    p.job_finished(&devs[0], Outcome::Failed(ResultClass::DeviceFault), 2 * SEC);
+    let saved = save(&p, &devs, &first, &[&devs[0]], true);
+    let mut q = Planner::restore(spec.clone(), saved, 3 * SEC).unwrap();
+    assert_eq!(q.status().totals, p.status().totals);
+    assert_eq!(q.status().stages, p.status().stages);
+    assert_eq!(q.state(), p.state());
+    for d in &devs {
+        assert_eq!(q.stage_of(d), p.stage_of(d), "{d}");
+    }
+    // The same next failure trips the threshold in both.
+    for x in [&mut p, &mut q] {
+        x.job_finished(&devs[1], Outcome::Failed(ResultClass::DeviceFault), 4 * SEC);
+        assert!(matches!(
+            x.state(),
+            CampaignState::Paused {
+                reason: PauseReason::ErrorThreshold(_)
+            }
+        ));
+    }
+    // Outcomes of an earlier epoch (before a resume) do not count again.
+    let failed = [&devs[0], &devs[1]];
+    let saved = save(&p, &devs, &first, &failed, false);
+    let q = Planner::restore(spec, saved, 5 * SEC).unwrap();
+    let r = Planner::restore(
+        q.spec().clone(),
+        Saved {
+            state: CampaignState::Running,
+            ..save(&q, &devs, &first, &failed, false)
+        },
+        5 * SEC,
+    )
+    .unwrap();
+    assert_eq!(r.state(), CampaignState::Running);
+}
+
+#[test]
+fn a_planner_restored_before_its_start_splits_its_pool() {
+    let spec = fast(vec![StageSize::Count(2), StageSize::Percent(100)]);
+    let devs = ids("p", 5);
+    let saved = Saved {
+        state: CampaignState::Scheduled,
+        since: 0,
+        current: None,
+        initial: 0,
+        devices: devs
+            .iter()
+            .map(|d| SavedDevice {
+                id: d.clone(),
+                stage: None,
+                progress: Progress::Pending,
+            })
+            .collect(),
+    };
+    let mut p = Planner::restore(spec, saved, 0).unwrap();
+    assert_eq!(stage_sizes(&p), [2, 3]);
+    let mut rng = XorShift64::new(1);
+    assert_eq!(starts(&p.next_actions(SEC, &mut rng)), devs[..2]);
+}

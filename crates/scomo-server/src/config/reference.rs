@@ -44,6 +44,7 @@ pub const KEYS: &[KeyDoc] = &[
     key("scomo.job_timeout_secs", "integer", "A job with no result after this long times out."),
     key("scomo.inventory_max_age_secs", "integer", "The inventory is read at the start of a session when the cached one is older than this (0: never at session start; jobs still read it)."),
     key("scomo.worker_interval_ms", "integer", "How often each node looks for due jobs (timeouts, scheduled steps) and for results no session handled."),
+    key("scomo.campaign_rejoin_ms", "integer", "How often a running campaign with a filter looks for devices that started matching it (late joiners)."),
     key("scomo.catalog", "bool", "Apply catalog rules in every session (the device gets what the rules select for it)."),
     key("downloads.url_ttl_secs", "integer", "How long a download URL (`/dl/{token}`) works when the caller does not say (1 second to 10 years)."),
     key("downloads.max_upload_bytes", "integer", "The largest package upload accepted (at least 1024); bigger ones are answered 413."),

@@ -78,6 +78,7 @@ use async_trait::async_trait;
 use omadm_wire::model::Results;
 use omadm_wire::StatusCode;
 
+mod campaigns_model;
 mod config;
 mod error;
 mod jobs_model;
@@ -85,6 +86,10 @@ mod model;
 mod packages_model;
 mod sql;
 
+pub use campaigns_model::{
+    CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, FinishedMemberJob, MemberOutcome,
+    NewCampaign,
+};
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use jobs_model::{
@@ -119,6 +124,7 @@ pub trait Store:
     + TokenStore
     + PackageStore
     + JobStore
+    + CampaignStore
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
@@ -539,4 +545,109 @@ pub trait PackageStore: Send + Sync {
     /// the token exists.
     async fn record_install_notify(&self, token: &str, status: u16, now: Timestamp)
         -> Result<bool>;
+}
+
+/// Campaigns and the devices they take.
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Creates a campaign.
+    async fn create_campaign(&self, c: &NewCampaign, now: Timestamp) -> Result<CampaignRecord>;
+
+    /// One campaign.
+    async fn campaign(&self, id: CampaignId) -> Result<Option<CampaignRecord>>;
+
+    /// Campaigns, newest first, before `before`.
+    async fn list_campaigns(
+        &self,
+        before: Option<CampaignId>,
+        limit: u32,
+    ) -> Result<Vec<CampaignRecord>>;
+
+    /// Leaves an operator command (`pause`, `resume`, `cancel`) for the
+    /// campaign's owner. False when the campaign is unknown or finished.
+    async fn request_campaign_command(
+        &self,
+        id: CampaignId,
+        command: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Takes (and clears) the pending operator command; owner only.
+    async fn take_campaign_command(&self, id: CampaignId, owner: &str) -> Result<Option<String>>;
+
+    /// Claims (or renews) the lease of every live campaign that is free,
+    /// expired or already `owner`'s, until `until`; returns them.
+    async fn claim_campaigns(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<CampaignRecord>>;
+
+    /// Saves the owner's view after a round; false when `owner` no longer
+    /// holds the campaign (nothing written).
+    async fn save_campaign(
+        &self,
+        id: CampaignId,
+        owner: &str,
+        update: &CampaignUpdate,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Adds devices (in the given order) that the campaign does not have
+    /// yet; returns those added, in order.
+    async fn add_members(
+        &self,
+        id: CampaignId,
+        devices: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<String>>;
+
+    /// Members in arrival order, after `after_seq`.
+    async fn members(
+        &self,
+        id: CampaignId,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<CampaignMember>>;
+
+    /// Records that a member's job started (`job` none: it could not be
+    /// created, and [`CampaignStore::finish_member`] follows).
+    async fn start_member(
+        &self,
+        id: CampaignId,
+        device: &str,
+        stage: u32,
+        job: Option<JobId>,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Records how a member's job ended (once: later calls change nothing).
+    async fn finish_member(
+        &self,
+        id: CampaignId,
+        device: &str,
+        outcome: &MemberOutcome,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Members whose job is over but whose outcome is not recorded yet.
+    async fn finished_member_jobs(
+        &self,
+        id: CampaignId,
+        limit: u32,
+    ) -> Result<Vec<FinishedMemberJob>>;
+
+    /// Devices matching `filter` the campaign has not taken yet, by id,
+    /// at most `limit`.
+    async fn select_new_devices(
+        &self,
+        id: CampaignId,
+        filter: &DeviceFilter,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+
+    /// Every device with a deployed component `component_id`, with its
+    /// version (`None` when the device did not report one).
+    async fn deployed_versions(&self, component_id: &str) -> Result<Vec<(String, Option<String>)>>;
 }

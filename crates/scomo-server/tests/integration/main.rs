@@ -11,6 +11,7 @@
 mod harness;
 
 mod alerts;
+mod campaigns;
 mod devices;
 mod notifications;
 mod packages;
@@ -61,6 +62,8 @@ macro_rules! all_cases {
                 tokens::create_verify_list_revoke,
                 packages::insert_get_list_delete,
                 packages::tokens_use_and_records,
+                campaigns::leases_commands_and_saves,
+                campaigns::members_selection_and_outcomes,
             ]
         );
     };

@@ -15,7 +15,7 @@ use crate::packages::{noise, upload};
 
 /// A package `pkg` (version `version`) with one component `comp` at
 /// `version`, for `env` (the agent's archive environment by default).
-fn package(pkg: &str, comp: &str, version: &str, env: &str) -> Vec<u8> {
+pub(crate) fn package(pkg: &str, comp: &str, version: &str, env: &str) -> Vec<u8> {
     let manifest = format!(
         "[package]\nid = \"{pkg}\"\nname = \"Pkg {pkg}\"\nenv_type = \"{env}\"\nversion = \"{version}\"\n\n\
          [[component]]\nid = \"{comp}\"\nname = \"Component {comp}\"\nversion = \"{version}\"\ndir = \"svc\"\n"
@@ -23,7 +23,7 @@ fn package(pkg: &str, comp: &str, version: &str, env: &str) -> Vec<u8> {
     crate::packages::targz(Some(&manifest), &noise(3000, 7))
 }
 
-async fn upload_ok(app: &TestApp, body: Vec<u8>) -> Value {
+pub(crate) async fn upload_ok(app: &TestApp, body: Vec<u8>) -> Value {
     let (status, v) = upload(app, body, "").await;
     assert!(status == 201 || status == 200, "{status} {v}");
     v
@@ -35,7 +35,7 @@ async fn create(app: &TestApp, body: Value) -> Value {
     v
 }
 
-async fn job(app: &TestApp, id: &Value) -> Value {
+pub(crate) async fn job(app: &TestApp, id: &Value) -> Value {
     let (status, v) = app.get(&format!("/jobs/{id}")).await;
     assert_eq!(status, 200, "{v}");
     v
@@ -58,14 +58,14 @@ fn deployed<'a>(inv: &'a Value, id: &str) -> Option<&'a Value> {
         .find(|e| e["id"] == id)
 }
 
-async fn agent(app: &TestApp, id: &str, dir: &Path) -> Agent {
+pub(crate) async fn agent(app: &TestApp, id: &str, dir: &Path) -> Agent {
     app.provision(id, json!({})).await;
     Agent::new(agent_config(app, id, dir)).unwrap()
 }
 
 /// Runs sessions until the job is over (each `run_once` is a session plus,
 /// when the agent has an alert pending, the session that delivers it).
-async fn run_job(app: &TestApp, agent: &Agent, id: &Value) -> Value {
+pub(crate) async fn run_job(app: &TestApp, agent: &Agent, id: &Value) -> Value {
     for _ in 0..4 {
         let report = agent.run_once().await.unwrap();
         assert!(report.completed(), "{report:?}");

@@ -11,6 +11,7 @@ mod harness;
 
 mod agent;
 mod api;
+mod campaigns;
 mod dl;
 mod dm;
 mod jobs;

@@ -428,7 +428,7 @@ impl DeviceStore for SqlStore {
 
 /// Appends ` WHERE …` for `filter` (always a WHERE, so callers can append
 /// ` AND …`).
-fn push_filter<DB: Database>(qb: &mut QueryBuilder<DB>, filter: &DeviceFilter)
+pub(super) fn push_filter<DB: Database>(qb: &mut QueryBuilder<DB>, filter: &DeviceFilter)
 where
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> i32: sqlx::Encode<'t, DB> + sqlx::Type<DB>,

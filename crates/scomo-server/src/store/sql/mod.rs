@@ -19,6 +19,7 @@ use super::model::{Timestamp, MAX_PAGE};
 use super::Store;
 
 mod alerts;
+mod campaigns;
 mod devices;
 mod jobs;
 mod notify;

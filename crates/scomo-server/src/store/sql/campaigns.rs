@@ -1,0 +1,450 @@
+//! [`CampaignStore`] on SQL.
+
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+
+use super::devices::push_filter;
+use super::{begin_write, check_len, opt_ts, page_limit, ts, with_pool, SqlStore};
+use crate::store::campaigns_model::{
+    CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, FinishedMemberJob, MemberOutcome,
+    NewCampaign,
+};
+use crate::store::error::{Result, StoreError};
+use crate::store::jobs_model::{JobId, JobState};
+use crate::store::model::{DeviceFilter, Timestamp};
+use crate::store::CampaignStore;
+
+/// Longest campaign name.
+const MAX_NAME_LEN: usize = 256;
+/// Longest definition or status (JSON).
+const MAX_JSON_LEN: usize = 1024 * 1024;
+/// Members inserted per statement (two binds each).
+const INSERT_CHUNK: usize = 500;
+
+macro_rules! campaign_cols {
+    () => {
+        "id, name, definition, state, reason, current_stage, epoch, status, command, owner, \
+         lease_until, created_at, updated_at, finished_at"
+    };
+}
+
+macro_rules! member_cols {
+    () => {
+        "seq, device_id, stage, job_id, started_at, outcome, result_code, class, epoch, finished_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: i64,
+    name: String,
+    definition: String,
+    state: String,
+    reason: Option<String>,
+    current_stage: Option<i64>,
+    epoch: i64,
+    status: Option<String>,
+    command: Option<String>,
+    owner: Option<String>,
+    lease_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl From<CampaignRow> for CampaignRecord {
+    fn from(r: CampaignRow) -> CampaignRecord {
+        CampaignRecord {
+            id: CampaignId(r.id),
+            name: r.name,
+            definition: r.definition,
+            state: r.state,
+            reason: r.reason,
+            current_stage: r.current_stage.and_then(|s| u32::try_from(s).ok()),
+            epoch: r.epoch,
+            status: r.status,
+            command: r.command,
+            owner: r.owner,
+            lease_until: opt_ts(r.lease_until),
+            created_at: Timestamp::from_unix_millis(r.created_at),
+            updated_at: Timestamp::from_unix_millis(r.updated_at),
+            finished_at: opt_ts(r.finished_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    seq: i64,
+    device_id: String,
+    stage: Option<i64>,
+    job_id: Option<i64>,
+    started_at: Option<i64>,
+    outcome: Option<String>,
+    result_code: Option<i64>,
+    class: Option<String>,
+    epoch: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+impl From<MemberRow> for CampaignMember {
+    fn from(r: MemberRow) -> CampaignMember {
+        CampaignMember {
+            seq: r.seq,
+            device_id: r.device_id,
+            stage: r.stage.and_then(|s| u32::try_from(s).ok()),
+            job_id: r.job_id.map(JobId),
+            started_at: opt_ts(r.started_at),
+            outcome: r.outcome,
+            result_code: r.result_code.and_then(|c| u16::try_from(c).ok()),
+            class: r.class,
+            epoch: r.epoch,
+            finished_at: opt_ts(r.finished_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct FinishedRow {
+    device_id: String,
+    job_id: i64,
+    state: Option<String>,
+    result_code: Option<i64>,
+}
+
+fn check_json(field: &'static str, s: &str) -> Result<()> {
+    if s.len() > MAX_JSON_LEN {
+        return Err(StoreError::Invalid {
+            field,
+            reason: format!("{} bytes, at most {MAX_JSON_LEN}", s.len()),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl CampaignStore for SqlStore {
+    async fn create_campaign(&self, c: &NewCampaign, now: Timestamp) -> Result<CampaignRecord> {
+        check_len("campaign name", &c.name, MAX_NAME_LEN)?;
+        check_json("campaign definition", &c.definition)?;
+        let row: CampaignRow = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "INSERT INTO campaigns (name, definition, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING ",
+                campaign_cols!()
+            ))
+            .bind(&c.name)
+            .bind(&c.definition)
+            .bind(&c.state)
+            .bind(ts(now))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(row.into())
+    }
+
+    async fn campaign(&self, id: CampaignId) -> Result<Option<CampaignRecord>> {
+        let row: Option<CampaignRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                campaign_cols!(),
+                " FROM campaigns WHERE id = $1"
+            ))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_campaigns(
+        &self,
+        before: Option<CampaignId>,
+        limit: u32,
+    ) -> Result<Vec<CampaignRecord>> {
+        let rows: Vec<CampaignRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                campaign_cols!(),
+                " FROM campaigns WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(before.map(|b| b.0))
+            .bind(page_limit(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn request_campaign_command(
+        &self,
+        id: CampaignId,
+        command: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = with_pool!(self, |pool, _pg| {
+            sqlx::query(
+                "UPDATE campaigns SET command = $2, updated_at = $3 \
+                 WHERE id = $1 AND finished_at IS NULL",
+            )
+            .bind(id.0)
+            .bind(command)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    async fn take_campaign_command(&self, id: CampaignId, owner: &str) -> Result<Option<String>> {
+        let cmd: Option<Option<String>> = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let cmd: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT command FROM campaigns WHERE id = $1 AND owner = $2 AND command IS NOT NULL",
+            )
+            .bind(id.0)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if cmd.is_some() {
+                sqlx::query("UPDATE campaigns SET command = NULL WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            cmd
+        });
+        Ok(cmd.flatten())
+    }
+
+    async fn claim_campaigns(
+        &self,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<CampaignRecord>> {
+        let rows: Vec<CampaignRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "UPDATE campaigns SET owner = $1, lease_until = $2 WHERE finished_at IS NULL \
+                 AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $3) \
+                 RETURNING ",
+                campaign_cols!()
+            ))
+            .bind(owner)
+            .bind(ts(until))
+            .bind(ts(now))
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out: Vec<CampaignRecord> = rows.into_iter().map(Into::into).collect();
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    async fn save_campaign(
+        &self,
+        id: CampaignId,
+        owner: &str,
+        u: &CampaignUpdate,
+        now: Timestamp,
+    ) -> Result<bool> {
+        check_json("campaign status", &u.status)?;
+        let n = with_pool!(self, |pool, _pg| {
+            sqlx::query(
+                "UPDATE campaigns SET state = $3, reason = $4, current_stage = $5, epoch = $6, \
+                 status = $7, updated_at = $8, \
+                 finished_at = CASE WHEN $9 = 1 THEN $8 ELSE NULL END, \
+                 owner = CASE WHEN $9 = 1 THEN NULL ELSE owner END, \
+                 lease_until = CASE WHEN $9 = 1 THEN NULL ELSE lease_until END \
+                 WHERE id = $1 AND owner = $2 AND finished_at IS NULL",
+            )
+            .bind(id.0)
+            .bind(owner)
+            .bind(&u.state)
+            .bind(&u.reason)
+            .bind(u.current_stage.map(i64::from))
+            .bind(u.epoch)
+            .bind(&u.status)
+            .bind(ts(now))
+            .bind(i64::from(u.finished))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    async fn add_members(
+        &self,
+        id: CampaignId,
+        devices: &[String],
+        _now: Timestamp,
+    ) -> Result<Vec<String>> {
+        for d in devices {
+            check_len("device id", d, super::devices::MAX_DEVICE_ID_LEN)?;
+        }
+        let mut added: Vec<(i64, String)> = Vec::new();
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            for chunk in devices.chunks(INSERT_CHUNK) {
+                let mut qb =
+                    QueryBuilder::new("INSERT INTO campaign_devices (campaign_id, device_id) ");
+                qb.push_values(chunk, |mut b, d| {
+                    b.push_bind(id.0).push_bind(d.clone());
+                });
+                qb.push(
+                    " ON CONFLICT (campaign_id, device_id) DO NOTHING RETURNING seq, device_id",
+                );
+                let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                added.extend(rows);
+            }
+            tx.commit().await?;
+        });
+        added.sort_by_key(|(seq, _)| *seq);
+        Ok(added.into_iter().map(|(_, d)| d).collect())
+    }
+
+    async fn members(
+        &self,
+        id: CampaignId,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<CampaignMember>> {
+        let limit = i64::from(limit.max(1));
+        let rows: Vec<MemberRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                member_cols!(),
+                " FROM campaign_devices WHERE campaign_id = $1 AND ($2 IS NULL OR seq > $2) \
+                 ORDER BY seq LIMIT $3"
+            ))
+            .bind(id.0)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn start_member(
+        &self,
+        id: CampaignId,
+        device: &str,
+        stage: u32,
+        job: Option<JobId>,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_pool!(self, |pool, _pg| {
+            sqlx::query(
+                "UPDATE campaign_devices SET stage = $3, job_id = $4, started_at = $5 \
+                 WHERE campaign_id = $1 AND device_id = $2",
+            )
+            .bind(id.0)
+            .bind(device)
+            .bind(i64::from(stage))
+            .bind(job.map(|j| j.0))
+            .bind(ts(now))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn finish_member(
+        &self,
+        id: CampaignId,
+        device: &str,
+        o: &MemberOutcome,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = with_pool!(self, |pool, _pg| {
+            sqlx::query(
+                "UPDATE campaign_devices SET outcome = $3, result_code = $4, class = $5, \
+                 epoch = $6, finished_at = $7 \
+                 WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
+            )
+            .bind(id.0)
+            .bind(device)
+            .bind(&o.outcome)
+            .bind(o.result_code.map(i64::from))
+            .bind(&o.class)
+            .bind(o.epoch)
+            .bind(ts(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    async fn finished_member_jobs(
+        &self,
+        id: CampaignId,
+        limit: u32,
+    ) -> Result<Vec<FinishedMemberJob>> {
+        let limit = i64::from(limit.max(1));
+        // A job deleted with its device counts as cancelled.
+        let rows: Vec<FinishedRow> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(
+                "SELECT m.device_id, m.job_id, j.state, j.result_code \
+                 FROM campaign_devices m LEFT JOIN jobs j ON j.id = m.job_id \
+                 WHERE m.campaign_id = $1 AND m.job_id IS NOT NULL AND m.outcome IS NULL \
+                 AND (j.id IS NULL OR j.finished_at IS NOT NULL) ORDER BY m.seq LIMIT $2",
+            )
+            .bind(id.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| FinishedMemberJob {
+                device_id: r.device_id,
+                job_id: JobId(r.job_id),
+                state: r
+                    .state
+                    .as_deref()
+                    .and_then(JobState::parse)
+                    .unwrap_or(JobState::Cancelled),
+                result_code: r.result_code.and_then(|c| u16::try_from(c).ok()),
+            })
+            .collect())
+    }
+
+    async fn select_new_devices(
+        &self,
+        id: CampaignId,
+        filter: &DeviceFilter,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let limit = i64::from(limit.max(1));
+        let ids: Vec<String> = with_pool!(self, |pool, _pg| {
+            let mut qb = QueryBuilder::new("SELECT d.id FROM devices d");
+            push_filter(&mut qb, filter);
+            qb.push(
+                " AND NOT EXISTS (SELECT 1 FROM campaign_devices m WHERE m.device_id = d.id \
+                 AND m.campaign_id = ",
+            )
+            .push_bind(id.0)
+            .push(") ORDER BY d.id LIMIT ")
+            .push_bind(limit);
+            qb.build_query_scalar().fetch_all(pool).await?
+        });
+        Ok(ids)
+    }
+
+    async fn deployed_versions(&self, component_id: &str) -> Result<Vec<(String, Option<String>)>> {
+        let rows: Vec<(String, Option<String>)> = with_pool!(self, |pool, _pg| {
+            sqlx::query_as(
+                "SELECT device_id, version FROM inventory WHERE kind = 'deployed' AND item_id = $1",
+            )
+            .bind(component_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
