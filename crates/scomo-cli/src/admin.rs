@@ -45,6 +45,10 @@ pub(crate) struct AdminArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only obscure the clap derive"
+)]
 enum AdminCommand {
     /// The device registry.
     #[command(subcommand)]
@@ -67,6 +71,9 @@ enum AdminCommand {
     /// The package repository.
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Campaigns: one operation over many devices, staged and paced.
+    #[command(subcommand)]
+    Campaign(crate::admin_campaign::CampaignCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +290,9 @@ async fn run_async(args: AdminArgs) -> Result<()> {
             crate::admin_jobs::inventory(&client, &device, json_out).await?
         }
         AdminCommand::Catalog(cmd) => crate::admin_jobs::catalog(&client, cmd, json_out).await?,
+        AdminCommand::Campaign(cmd) => {
+            crate::admin_campaign::campaign(&client, cmd, json_out).await?
+        }
         AdminCommand::Batch(cmd) => match cmd {
             BatchCommand::Add {
                 device,

@@ -469,7 +469,7 @@ impl EventStream {
     }
 
     /// Waits for an event about job `id` (or the stream's end).
-    async fn next_about(&mut self, id: i64) {
+    pub(crate) async fn next_about(&mut self, id: i64) {
         while let Ok(Some(ev)) = self.next().await {
             if ev["id"].as_i64() == Some(id) {
                 return;

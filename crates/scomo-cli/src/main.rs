@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod admin_campaign;
 mod admin_jobs;
 mod agent;
 mod package;

@@ -459,3 +459,68 @@ async fn a_failed_job_makes_wait_fail_with_the_reason() {
         "{err}"
     );
 }
+
+/// A campaign over three devices woken by package 0: the first stage (one
+/// device) succeeds, the second opens, every device ends with the package,
+/// and `campaign watch` shows the progress and exits 0. XML, MD5.
+#[tokio::test]
+async fn a_staged_campaign_installs_on_every_device() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::start(&root.path().join("server"), &[]);
+    upload(&server, root.path(), "fleet-1", &[comp("fleet", "1.0")]);
+    let devices: Vec<Device> = (0..3)
+        .map(|i| Device::new(&server, root.path(), &format!("IMEI:96{i}"), "md5", "xml"))
+        .collect();
+    let _daemons: Vec<AgentDaemon> = devices.iter().map(|d| d.daemon(&server)).collect();
+    let ids: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+    let c = server.admin(&[
+        "campaign",
+        "create",
+        "--name",
+        "fleet 1.0",
+        "--op",
+        "DownloadInstall",
+        "--package",
+        "fleet-1",
+        "--devices",
+        &ids.join(","),
+        "--stage",
+        "1",
+        "--stage",
+        "100%",
+        "--error-threshold",
+        "device_fault:0:1:abort",
+        "--rate",
+        "50",
+    ]);
+    let id = c["id"].to_string();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["admin", "--server", &server.url, "campaign", "watch", &id])
+        .env("SCOMO_TOKEN", &server.token)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}\n{}", server.log());
+    assert!(
+        shown.lines().last().unwrap_or("").starts_with("completed") && shown.contains("3/3: 3 ok"),
+        "{shown}"
+    );
+    let c = server.admin(&["campaign", "show", &id]);
+    let t = &c["progress"]["totals"];
+    assert_eq!(
+        (t["devices"].as_u64(), t["succeeded"].as_u64()),
+        (Some(3), Some(3)),
+        "{c}"
+    );
+    let m = server.admin(&["campaign", "devices", &id]);
+    let stages: Vec<u64> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["stage"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stages, [0, 1, 1], "{m}");
+    for d in &devices {
+        assert!(d.component_dir("fleet").join("ACTIVE").exists(), "{}", d.id);
+    }
+}
