@@ -226,6 +226,15 @@ impl CampaignStore for SqlStore {
         now: Timestamp,
     ) -> Result<Vec<CampaignRecord>> {
         let rows: Vec<CampaignRow> = with_pool!(self, |pool, _pg| {
+            // Most of the time there is nothing to run: look before taking
+            // the write lock.
+            let live: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM campaigns WHERE finished_at IS NULL LIMIT 1")
+                    .fetch_optional(pool)
+                    .await?;
+            if live.is_none() {
+                return Ok(Vec::new());
+            }
             sqlx::query_as(concat!(
                 "UPDATE campaigns SET owner = $1, lease_until = $2 WHERE finished_at IS NULL \
                  AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $3) \
