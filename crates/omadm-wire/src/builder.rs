@@ -524,23 +524,21 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             match self.next()? {
                 Event::Text(t) => match raw.markup {
                     Some(_) => join_text(&mut text, t),
-                    None => raw.content.extend_from_slice(t.as_bytes()),
+                    None => raw.push_text(&t),
                 },
                 // Between elements of nested markup, OPAQUE is text like any
                 // other (a WBXML writer sends text holding NUL as OPAQUE).
                 Event::Opaque(b) => match raw.markup {
                     Some(_) => join_text(&mut text, opaque_text(b)),
-                    None => {
-                        raw.opaque = true;
-                        raw.content.extend_from_slice(&b);
-                    }
+                    None => raw.push_opaque(&b),
                 },
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
-                    let m = raw.markup.get_or_insert_with(|| {
+                    if raw.markup.is_none() {
                         let mut m = String::new();
-                        markup_text(&mut m, &opaque_text(Cow::Borrowed(&raw.content)));
-                        m
-                    });
+                        markup_text(&mut m, &opaque_text(Cow::Borrowed(raw.content())));
+                        raw.markup = Some(m);
+                    }
+                    let m = raw.markup.get_or_insert_with(String::new);
                     if let Some(t) = text.take() {
                         markup_text(m, &t);
                     }
@@ -731,27 +729,45 @@ fn opaque_text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
 /// Appends `text` to `out` escaped as XML character data (`&`, `<`, `>`,
 /// CR and the other C0 controls as references).
 pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
+    // Everything to escape is ASCII: copy the runs between such bytes
+    // whole (most values have none) rather than push char by char.
+    let mut rest = text;
+    while let Some(i) = rest.bytes().position(needs_escape) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let special = rest.as_bytes().get(i).copied().unwrap_or_default();
+        match special {
+            b'&' => out.push_str("&amp;"),
             // A literal CR would not survive a conforming XML parser, which
             // turns CR LF and lone CR into LF (XML 1.0 §2.11).
-            '\r' => out.push_str("&#13;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
+            b'\r' => out.push_str("&#13;"),
+            b'<' => out.push_str("&lt;"),
+            b'>' => out.push_str("&gt;"),
+            // NUL has no XML form at all (not even `&#0;`): it is dropped,
+            // here and when decoding, so both encodings agree.
+            0 => {}
             // XML 1.0 has no way to carry the other C0 controls, which a
             // WBXML peer can send. A character reference keeps them (our
             // reader and other lenient parsers take it back) instead of
             // dropping data; strict XML 1.0 parsers refuse it, as they would
-            // the raw byte. NUL has no XML form at all (not even `&#0;`):
-            // it is dropped, here and when decoding, so both encodings agree.
-            '\0' => {}
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
-                out.push_str(&format!("&#{};", c as u32));
+            // the raw byte.
+            c => {
+                out.push_str("&#");
+                if c >= 10 {
+                    out.push(char::from(b'0' + c / 10));
+                }
+                out.push(char::from(b'0' + c % 10));
+                out.push(';');
             }
-            c => out.push(c),
         }
+        rest = rest.get(i + 1..).unwrap_or_default();
     }
+    out.push_str(rest);
+}
+
+/// The bytes [`escape_into`] replaces: markup, CR and the C0 controls
+/// other than tab and LF.
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'&' | b'<' | b'>') || (b < 0x20 && b != b'\t' && b != b'\n')
 }
 
 fn truncate(s: &str) -> String {
@@ -772,11 +788,35 @@ fn normalize_format(f: &str) -> String {
 
 #[derive(Default)]
 struct RawData {
-    /// Text and OPAQUE bytes, in the order they came.
-    content: Vec<u8>,
-    /// Some of `content` came as OPAQUE.
-    opaque: bool,
+    /// The text pieces, while no OPAQUE has come: already UTF-8, so kept
+    /// as a `String` that becomes the value without being checked again.
+    text: String,
+    /// Text and OPAQUE bytes in the order they came, once an OPAQUE has
+    /// come (`text` moves in here).
+    opaque: Option<Vec<u8>>,
     markup: Option<String>,
+}
+
+impl RawData {
+    fn push_text(&mut self, t: &str) {
+        match &mut self.opaque {
+            Some(bytes) => bytes.extend_from_slice(t.as_bytes()),
+            None => self.text.push_str(t),
+        }
+    }
+
+    fn push_opaque(&mut self, b: &[u8]) {
+        self.opaque
+            .get_or_insert_with(|| std::mem::take(&mut self.text).into_bytes())
+            .extend_from_slice(b);
+    }
+
+    fn content(&self) -> &[u8] {
+        match &self.opaque {
+            Some(bytes) => bytes,
+            None => self.text.as_bytes(),
+        }
+    }
 }
 
 struct RawItem {
@@ -810,25 +850,34 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
         return Data::Xml(m);
     }
     let binary = matches!(format, Some("b64" | "bin"));
-    let mut bytes = raw.content;
-    if !raw.opaque {
+    let Some(bytes) = raw.opaque else {
+        let mut text = raw.text;
         // Strip the trailing NULs (`strip_nul`) before the base64 test, so
         // that the test sees what a re-encoding of the value would carry.
-        while bytes.last() == Some(&0) {
-            bytes.pop();
+        while text.ends_with('\0') {
+            text.pop();
         }
-    }
-    if format == Some("b64") || (binary && !raw.opaque) {
+        if binary {
+            if let Some(decoded) = decode_b64(text.as_bytes()) {
+                return Data::Binary(decoded);
+            }
+            // Under a binary Format, text that is not base64 stays text,
+            // unless it holds NUL: WBXML carries that only as OPAQUE, which
+            // is bytes here.
+            if text.contains('\0') {
+                return Data::Binary(text.into_bytes());
+            }
+        }
+        return Data::Text(strip_nul(text));
+    };
+    if format == Some("b64") {
         if let Some(decoded) = decode_b64(&bytes) {
             return Data::Binary(decoded);
         }
     }
-    // Under a binary Format, text that is not base64 stays text, unless it
-    // holds NUL: WBXML carries that only as OPAQUE, which is bytes here.
-    if binary && (raw.opaque || bytes.contains(&0)) {
+    if binary {
         return Data::Binary(bytes);
     }
-    // Text events are UTF-8, so only OPAQUE content can fail here.
     match String::from_utf8(bytes) {
         Ok(s) => Data::Text(strip_nul(s)),
         Err(e) => Data::Binary(e.into_bytes()),
@@ -836,6 +885,9 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
 }
 
 fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.iter().any(u8::is_ascii_whitespace) {
+        return B64.decode(text).ok();
+    }
     let compact: Vec<u8> = text
         .iter()
         .copied()
@@ -852,6 +904,49 @@ fn strip_nul(s: String) -> String {
     } else {
         s
     }
+}
+
+/// A guess at the XML size of a message, so that the writers allocate
+/// their output once or twice rather than grow it a dozen times. Per
+/// command and item a fixed allowance for markup, plus the Data.
+pub(crate) fn size_hint(msg: &SyncMl) -> usize {
+    fn items(items: &[Item]) -> usize {
+        items
+            .iter()
+            .map(|i| {
+                let data = match &i.data {
+                    Some(Data::Text(t)) => t.len(),
+                    Some(Data::Binary(b)) => b.len() / 3 * 4 + 4,
+                    Some(Data::Xml(x)) => x.len(),
+                    None => 0,
+                };
+                let uri = i.target.as_ref().map_or(0, |l| l.loc_uri.len())
+                    + i.source.as_ref().map_or(0, |l| l.loc_uri.len());
+                160 + data + uri
+            })
+            .sum()
+    }
+    fn commands(list: &[Command]) -> usize {
+        list.iter()
+            .map(|c| {
+                140 + match c {
+                    Command::Add(c)
+                    | Command::Copy(c)
+                    | Command::Delete(c)
+                    | Command::Get(c)
+                    | Command::Replace(c) => items(&c.items),
+                    Command::Alert(c) => items(&c.items),
+                    Command::Exec(c) => items(&c.items),
+                    Command::Status(c) => items(&c.items),
+                    Command::Results(c) => items(&c.items),
+                    Command::Atomic(c) | Command::Sequence(c) => commands(&c.commands),
+                }
+            })
+            .sum()
+    }
+    400 + msg.header.target.loc_uri.len()
+        + msg.header.source.loc_uri.len()
+        + commands(&msg.body.commands)
 }
 
 /// Encodes a message as events, in DTD order.
