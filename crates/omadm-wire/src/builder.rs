@@ -1191,11 +1191,29 @@ fn items<W: EventWriter + ?Sized>(w: &mut W, items: &[Item], cmd_meta: Option<&M
         if let Some(p) = &item.target_parent {
             location(w, Tag::TARGET_PARENT, &Location::uri(p.clone()));
         }
-        if let Some(m) = &item.meta {
+        let mut format = effective_format(item, cmd_meta);
+        // Binary Data under a text Format (OPAQUE from a WBXML peer that is
+        // not UTF-8) has no XML form but base64, which only Format `b64`
+        // tells a reader to decode: the Item's Meta says so, and the value
+        // comes back byte for byte (issue #2).
+        let labelled;
+        let mut item_meta = item.meta.as_ref();
+        if w.binary_as_base64()
+            && matches!(item.data, Some(Data::Binary(_)))
+            && !matches!(format, Some("b64" | "bin"))
+        {
+            labelled = Meta {
+                format: Some("b64".to_owned()),
+                ..item.meta.clone().unwrap_or_default()
+            };
+            item_meta = Some(&labelled);
+            format = Some("b64");
+        }
+        if let Some(m) = item_meta {
             meta(w, m);
         }
         if let Some(d) = &item.data {
-            data(w, d, effective_format(item, cmd_meta));
+            data(w, d, format);
         }
         flag_el(w, Tag::MORE_DATA, item.more_data);
         w.end();
@@ -1437,6 +1455,59 @@ mod tests {
         let msg = decode_xml(&input, &Limits::default()).unwrap();
         assert_eq!(first_data(&msg), &Data::Xml("<A>&#27;x</A>".into()));
         assert_stable(&msg);
+    }
+
+    // Binary Data under a text Format (here non-UTF-8 OPAQUE under Format
+    // chr) has no XML form but base64: the XML writer labels the Item
+    // Format b64, so the bytes come back exactly; WBXML keeps OPAQUE and
+    // the original Meta.
+    #[test]
+    fn binary_data_under_a_text_format_goes_to_xml_as_labelled_base64() {
+        // Results > Item > Meta > Format "chr", then Data OPAQUE FF 00 80.
+        let mut item = vec![0x5A, 0x00, 0x01, 0x47, 0x03];
+        item.extend_from_slice(b"chr\0");
+        item.extend_from_slice(&[
+            0x01, 0x00, 0x00, 0x01, 0x4F, 0xC3, 0x03, 0xFF, 0x00, 0x80, 0x01,
+        ]);
+        let msg = decode_wbxml(&wbxml_with_item(&item), &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Binary(vec![0xFF, 0x00, 0x80]));
+        let wbxml = encode_wbxml(&msg);
+        assert_eq!(decode_wbxml(&wbxml, &Limits::default()).unwrap(), msg);
+
+        let xml = encode_xml(&msg);
+        let text = String::from_utf8(xml.clone()).unwrap();
+        assert!(
+            text.contains(
+                "<Meta><Format xmlns=\"syncml:metinf\">b64</Format></Meta><Data>/wCA</Data>"
+            ),
+            "{text}"
+        );
+        let back = decode_xml(&xml, &Limits::default()).unwrap();
+        assert_eq!(first_data(&back), first_data(&msg));
+        let Command::Results(r) = &back.body.commands[0] else {
+            panic!("not a Results: {back:?}");
+        };
+        let meta = r.items[0].meta.as_ref().expect("meta");
+        assert_eq!(meta.format.as_deref(), Some("b64"));
+        // Stable from there on, in both encodings.
+        assert_eq!(encode_xml(&back), xml);
+        assert_stable(&back);
+    }
+
+    // Without any Format, and empty: still labelled, so that the empty value
+    // stays binary rather than becoming empty text.
+    #[test]
+    fn binary_data_without_a_format_goes_to_xml_as_labelled_base64() {
+        for bytes in [vec![0xC3, 0x28], Vec::new()] {
+            let mut msg = decode_xml(&with_data("x"), &Limits::default()).unwrap();
+            let Command::Results(r) = &mut msg.body.commands[0] else {
+                panic!("not a Results: {msg:?}");
+            };
+            r.items[0].data = Some(Data::Binary(bytes.clone()));
+            let back = decode_xml(&encode_xml(&msg), &Limits::default()).unwrap();
+            assert_eq!(first_data(&back), &Data::Binary(bytes));
+            assert_stable(&back);
+        }
     }
 
     #[test]

@@ -496,6 +496,10 @@ impl EventWriter for XmlWriter {
         self.last = Last::Text;
     }
 
+    fn binary_as_base64(&self) -> bool {
+        true
+    }
+
     fn opaque(&mut self, bytes: &[u8]) {
         self.out
             .push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
