@@ -26,7 +26,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl> {
     let mut p = Parser {
         reader,
-        peeked: None,
+        input: std::marker::PhantomData,
     };
     loop {
         match p.next()? {
@@ -68,15 +68,13 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
 
 struct Parser<'a, R: EventReader<'a>> {
     reader: R,
-    peeked: Option<Event<'a>>,
+    /// The input's lifetime, which the events borrow.
+    input: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn next(&mut self) -> Result<Event<'a>> {
-        match self.peeked.take() {
-            Some(ev) => Ok(ev),
-            None => self.reader.next_event(),
-        }
+        self.reader.next_event()
     }
 
     fn error(&self, kind: DecodeErrorKind) -> DecodeError {
@@ -352,7 +350,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn item_command(&mut self, element: &'static str) -> Result<ItemCommand> {
         let mut cmd_id = None;
         let mut c = ItemCommand::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children(element, |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -362,13 +360,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::LANG => c.lang = Some(p.trimmed("Lang")?),
                 Tag::CRED => c.cred = Some(p.cred()?),
                 Tag::META => c.meta = Some(p.meta()?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
-        c.items = resolve_items(raw_items, c.meta.as_ref());
+        c.items = raw_items.resolve(c.meta.as_ref());
         Ok(c)
     }
 
@@ -376,7 +374,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         let mut cmd_id = None;
         let mut a = Alert::new(AlertCode(0));
         a.data = None;
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Alert", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -384,20 +382,20 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => a.cred = Some(p.cred()?),
                 Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
                 Tag::CORRELATOR => a.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         a.cmd_id = cmd_id.ok_or_else(|| self.missing("Alert", "CmdID"))?;
-        a.items = resolve_items(raw_items, None);
+        a.items = raw_items.resolve(None);
         Ok(a)
     }
 
     fn exec(&mut self) -> Result<Exec> {
         let mut cmd_id = None;
         let mut e = Exec::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Exec", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -405,13 +403,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => e.cred = Some(p.cred()?),
                 Tag::META => e.meta = Some(p.meta()?),
                 Tag::CORRELATOR => e.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         e.cmd_id = cmd_id.ok_or_else(|| self.missing("Exec", "CmdID"))?;
-        e.items = resolve_items(raw_items, e.meta.as_ref());
+        e.items = raw_items.resolve(e.meta.as_ref());
         Ok(e)
     }
 
@@ -448,7 +446,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             data: StatusCode(0),
             items: Vec::new(),
         };
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Status", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -460,7 +458,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => s.cred = Some(p.cred()?),
                 Tag::CHAL => s.chal = Some(p.chal()?),
                 Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -468,14 +466,14 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         s.cmd_id = cmd_id.ok_or_else(|| self.missing("Status", "CmdID"))?;
         s.cmd = cmd.ok_or_else(|| self.missing("Status", "Cmd"))?;
         s.data = data.ok_or_else(|| self.missing("Status", "Data"))?;
-        s.items = resolve_items(raw_items, None);
+        s.items = raw_items.resolve(None);
         Ok(s)
     }
 
     fn results(&mut self) -> Result<Results> {
         let (mut cmd_id, mut cmd_ref) = (None, None);
         let mut r = Results::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Results", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -484,18 +482,18 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::META => r.meta = Some(p.meta()?),
                 Tag::TARGET_REF => r.target_ref = Some(p.trimmed("TargetRef")?),
                 Tag::SOURCE_REF => r.source_ref = Some(p.trimmed("SourceRef")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         r.cmd_id = cmd_id.ok_or_else(|| self.missing("Results", "CmdID"))?;
         r.cmd_ref = cmd_ref.ok_or_else(|| self.missing("Results", "CmdRef"))?;
-        r.items = resolve_items(raw_items, r.meta.as_ref());
+        r.items = raw_items.resolve(r.meta.as_ref());
         Ok(r)
     }
 
-    fn item(&mut self) -> Result<RawItem> {
+    fn item(&mut self, raw: &mut RawItems) -> Result<()> {
         let mut item = Item::default();
         let mut data = None;
         self.children("Item", |p, t| {
@@ -511,7 +509,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             }
             Ok(true)
         })?;
-        Ok(RawItem { item, data })
+        raw.items.push(item);
+        raw.data.push(data);
+        Ok(())
     }
 
     /// The content of `<Data>` as received; what it means depends on the
@@ -819,19 +819,33 @@ impl RawData {
     }
 }
 
-struct RawItem {
-    item: Item,
-    data: Option<RawData>,
+/// The Items of a command as received: their Data is resolved once the
+/// command's Meta (which may come after them) is known.
+#[derive(Default)]
+struct RawItems {
+    items: Vec<Item>,
+    /// The Data of each of `items`.
+    data: Vec<Option<RawData>>,
 }
 
-fn resolve_items(raw: Vec<RawItem>, cmd_meta: Option<&Meta>) -> Vec<Item> {
-    raw.into_iter()
-        .map(|RawItem { mut item, data }| {
-            let format = effective_format(&item, cmd_meta);
-            item.data = data.map(|d| resolve_data(d, format));
-            item
-        })
-        .collect()
+impl RawItems {
+    /// The Items with their Data resolved under the effective Format, in
+    /// place (an Item is a few hundred bytes: not worth moving again).
+    fn resolve(self, cmd_meta: Option<&Meta>) -> Vec<Item> {
+        let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
+        let RawItems { mut items, data } = self;
+        for (item, data) in items.iter_mut().zip(data) {
+            if let Some(d) = data {
+                let format = item
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.format.as_deref())
+                    .or(cmd_format);
+                item.data = Some(resolve_data(d, format));
+            }
+        }
+        items
+    }
 }
 
 fn effective_format<'m>(item: &'m Item, cmd_meta: Option<&'m Meta>) -> Option<&'m str> {

@@ -635,11 +635,13 @@ impl<'a> EventReader<'a> for WbxmlReader<'a> {
             State::Failed(err) => return Err(err.clone()),
             State::Prolog | State::Content | State::Epilog => {}
         }
-        let result = self.step();
-        if let Err(err) = &result {
-            self.state = State::Failed(err.clone());
+        match self.step() {
+            Ok(ev) => Ok(ev),
+            Err(err) => {
+                self.state = State::Failed(err.clone());
+                Err(err)
+            }
         }
-        result
     }
 
     fn offset(&self) -> usize {
