@@ -498,9 +498,31 @@ mod tests {
             ("<!x>", 0),
             ("<>", 0),
             ("</>", 0),
+            ("< a>", 0),
+            ("<a/b>", 0),
+            ("</ a>", 0),
         ] {
             let err = tokens(doc).unwrap_err();
             assert_eq!(err.at, at, "{doc}: {err:?}");
+        }
+    }
+
+    // Past the first 64 bytes the text is scanned by memchr: the end and
+    // whether it needs resolving must come out the same.
+    #[test]
+    fn long_text_is_scanned_like_short_text() {
+        for (text, plain) in [
+            ("x".repeat(200), true),
+            (format!("{}&amp;", "x".repeat(100)), false),
+            (format!("{}\r", "x".repeat(63)), false),
+            (format!("&lt;{}", "x".repeat(100)), false),
+        ] {
+            let doc = format!("{text}<a/>");
+            assert_eq!(
+                tokens(&doc).unwrap()[0],
+                Token::Text { raw: &text, plain },
+                "{text}"
+            );
         }
     }
 
