@@ -26,7 +26,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl> {
     let mut p = Parser {
         reader,
-        peeked: None,
+        input: std::marker::PhantomData,
     };
     loop {
         match p.next()? {
@@ -68,15 +68,13 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
 
 struct Parser<'a, R: EventReader<'a>> {
     reader: R,
-    peeked: Option<Event<'a>>,
+    /// The input's lifetime, which the events borrow.
+    input: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn next(&mut self) -> Result<Event<'a>> {
-        match self.peeked.take() {
-            Some(ev) => Ok(ev),
-            None => self.reader.next_event(),
-        }
+        self.reader.next_event()
     }
 
     fn error(&self, kind: DecodeErrorKind) -> DecodeError {
@@ -352,7 +350,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn item_command(&mut self, element: &'static str) -> Result<ItemCommand> {
         let mut cmd_id = None;
         let mut c = ItemCommand::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children(element, |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -362,13 +360,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::LANG => c.lang = Some(p.trimmed("Lang")?),
                 Tag::CRED => c.cred = Some(p.cred()?),
                 Tag::META => c.meta = Some(p.meta()?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
-        c.items = resolve_items(raw_items, c.meta.as_ref());
+        c.items = raw_items.resolve(c.meta.as_ref());
         Ok(c)
     }
 
@@ -376,7 +374,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         let mut cmd_id = None;
         let mut a = Alert::new(AlertCode(0));
         a.data = None;
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Alert", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -384,20 +382,20 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => a.cred = Some(p.cred()?),
                 Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
                 Tag::CORRELATOR => a.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         a.cmd_id = cmd_id.ok_or_else(|| self.missing("Alert", "CmdID"))?;
-        a.items = resolve_items(raw_items, None);
+        a.items = raw_items.resolve(None);
         Ok(a)
     }
 
     fn exec(&mut self) -> Result<Exec> {
         let mut cmd_id = None;
         let mut e = Exec::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Exec", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -405,13 +403,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => e.cred = Some(p.cred()?),
                 Tag::META => e.meta = Some(p.meta()?),
                 Tag::CORRELATOR => e.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         e.cmd_id = cmd_id.ok_or_else(|| self.missing("Exec", "CmdID"))?;
-        e.items = resolve_items(raw_items, e.meta.as_ref());
+        e.items = raw_items.resolve(e.meta.as_ref());
         Ok(e)
     }
 
@@ -448,7 +446,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             data: StatusCode(0),
             items: Vec::new(),
         };
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Status", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -460,7 +458,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => s.cred = Some(p.cred()?),
                 Tag::CHAL => s.chal = Some(p.chal()?),
                 Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -468,14 +466,14 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         s.cmd_id = cmd_id.ok_or_else(|| self.missing("Status", "CmdID"))?;
         s.cmd = cmd.ok_or_else(|| self.missing("Status", "Cmd"))?;
         s.data = data.ok_or_else(|| self.missing("Status", "Data"))?;
-        s.items = resolve_items(raw_items, None);
+        s.items = raw_items.resolve(None);
         Ok(s)
     }
 
     fn results(&mut self) -> Result<Results> {
         let (mut cmd_id, mut cmd_ref) = (None, None);
         let mut r = Results::default();
-        let mut raw_items = Vec::new();
+        let mut raw_items = RawItems::default();
         self.children("Results", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -484,18 +482,18 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::META => r.meta = Some(p.meta()?),
                 Tag::TARGET_REF => r.target_ref = Some(p.trimmed("TargetRef")?),
                 Tag::SOURCE_REF => r.source_ref = Some(p.trimmed("SourceRef")?),
-                Tag::ITEM => raw_items.push(p.item()?),
+                Tag::ITEM => p.item(&mut raw_items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         r.cmd_id = cmd_id.ok_or_else(|| self.missing("Results", "CmdID"))?;
         r.cmd_ref = cmd_ref.ok_or_else(|| self.missing("Results", "CmdRef"))?;
-        r.items = resolve_items(raw_items, r.meta.as_ref());
+        r.items = raw_items.resolve(r.meta.as_ref());
         Ok(r)
     }
 
-    fn item(&mut self) -> Result<RawItem> {
+    fn item(&mut self, raw: &mut RawItems) -> Result<()> {
         let mut item = Item::default();
         let mut data = None;
         self.children("Item", |p, t| {
@@ -511,7 +509,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             }
             Ok(true)
         })?;
-        Ok(RawItem { item, data })
+        raw.items.push(item);
+        raw.data.push(data);
+        Ok(())
     }
 
     /// The content of `<Data>` as received; what it means depends on the
@@ -524,23 +524,21 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             match self.next()? {
                 Event::Text(t) => match raw.markup {
                     Some(_) => join_text(&mut text, t),
-                    None => raw.content.extend_from_slice(t.as_bytes()),
+                    None => raw.push_text(&t),
                 },
                 // Between elements of nested markup, OPAQUE is text like any
                 // other (a WBXML writer sends text holding NUL as OPAQUE).
                 Event::Opaque(b) => match raw.markup {
                     Some(_) => join_text(&mut text, opaque_text(b)),
-                    None => {
-                        raw.opaque = true;
-                        raw.content.extend_from_slice(&b);
-                    }
+                    None => raw.push_opaque(&b),
                 },
                 ev @ (Event::Start(_) | Event::StartUnknown(_)) => {
-                    let m = raw.markup.get_or_insert_with(|| {
+                    if raw.markup.is_none() {
                         let mut m = String::new();
-                        markup_text(&mut m, &opaque_text(Cow::Borrowed(&raw.content)));
-                        m
-                    });
+                        markup_text(&mut m, &opaque_text(Cow::Borrowed(raw.content())));
+                        raw.markup = Some(m);
+                    }
+                    let m = raw.markup.get_or_insert_with(String::new);
                     if let Some(t) = text.take() {
                         markup_text(m, &t);
                     }
@@ -731,27 +729,45 @@ fn opaque_text(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
 /// Appends `text` to `out` escaped as XML character data (`&`, `<`, `>`,
 /// CR and the other C0 controls as references).
 pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
+    // Everything to escape is ASCII: copy the runs between such bytes
+    // whole (most values have none) rather than push char by char.
+    let mut rest = text;
+    while let Some(i) = rest.bytes().position(needs_escape) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let special = rest.as_bytes().get(i).copied().unwrap_or_default();
+        match special {
+            b'&' => out.push_str("&amp;"),
             // A literal CR would not survive a conforming XML parser, which
             // turns CR LF and lone CR into LF (XML 1.0 §2.11).
-            '\r' => out.push_str("&#13;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
+            b'\r' => out.push_str("&#13;"),
+            b'<' => out.push_str("&lt;"),
+            b'>' => out.push_str("&gt;"),
+            // NUL has no XML form at all (not even `&#0;`): it is dropped,
+            // here and when decoding, so both encodings agree.
+            0 => {}
             // XML 1.0 has no way to carry the other C0 controls, which a
             // WBXML peer can send. A character reference keeps them (our
             // reader and other lenient parsers take it back) instead of
             // dropping data; strict XML 1.0 parsers refuse it, as they would
-            // the raw byte. NUL has no XML form at all (not even `&#0;`):
-            // it is dropped, here and when decoding, so both encodings agree.
-            '\0' => {}
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
-                out.push_str(&format!("&#{};", c as u32));
+            // the raw byte.
+            c => {
+                out.push_str("&#");
+                if c >= 10 {
+                    out.push(char::from(b'0' + c / 10));
+                }
+                out.push(char::from(b'0' + c % 10));
+                out.push(';');
             }
-            c => out.push(c),
         }
+        rest = rest.get(i + 1..).unwrap_or_default();
     }
+    out.push_str(rest);
+}
+
+/// The bytes [`escape_into`] replaces: markup, CR and the C0 controls
+/// other than tab and LF.
+fn needs_escape(b: u8) -> bool {
+    matches!(b, b'&' | b'<' | b'>') || (b < 0x20 && b != b'\t' && b != b'\n')
 }
 
 fn truncate(s: &str) -> String {
@@ -772,26 +788,64 @@ fn normalize_format(f: &str) -> String {
 
 #[derive(Default)]
 struct RawData {
-    /// Text and OPAQUE bytes, in the order they came.
-    content: Vec<u8>,
-    /// Some of `content` came as OPAQUE.
-    opaque: bool,
+    /// The text pieces, while no OPAQUE has come: already UTF-8, so kept
+    /// as a `String` that becomes the value without being checked again.
+    text: String,
+    /// Text and OPAQUE bytes in the order they came, once an OPAQUE has
+    /// come (`text` moves in here).
+    opaque: Option<Vec<u8>>,
     markup: Option<String>,
 }
 
-struct RawItem {
-    item: Item,
-    data: Option<RawData>,
+impl RawData {
+    fn push_text(&mut self, t: &str) {
+        match &mut self.opaque {
+            Some(bytes) => bytes.extend_from_slice(t.as_bytes()),
+            None => self.text.push_str(t),
+        }
+    }
+
+    fn push_opaque(&mut self, b: &[u8]) {
+        self.opaque
+            .get_or_insert_with(|| std::mem::take(&mut self.text).into_bytes())
+            .extend_from_slice(b);
+    }
+
+    fn content(&self) -> &[u8] {
+        match &self.opaque {
+            Some(bytes) => bytes,
+            None => self.text.as_bytes(),
+        }
+    }
 }
 
-fn resolve_items(raw: Vec<RawItem>, cmd_meta: Option<&Meta>) -> Vec<Item> {
-    raw.into_iter()
-        .map(|RawItem { mut item, data }| {
-            let format = effective_format(&item, cmd_meta);
-            item.data = data.map(|d| resolve_data(d, format));
-            item
-        })
-        .collect()
+/// The Items of a command as received: their Data is resolved once the
+/// command's Meta (which may come after them) is known.
+#[derive(Default)]
+struct RawItems {
+    items: Vec<Item>,
+    /// The Data of each of `items`.
+    data: Vec<Option<RawData>>,
+}
+
+impl RawItems {
+    /// The Items with their Data resolved under the effective Format, in
+    /// place (an Item is a few hundred bytes: not worth moving again).
+    fn resolve(self, cmd_meta: Option<&Meta>) -> Vec<Item> {
+        let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
+        let RawItems { mut items, data } = self;
+        for (item, data) in items.iter_mut().zip(data) {
+            if let Some(d) = data {
+                let format = item
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.format.as_deref())
+                    .or(cmd_format);
+                item.data = Some(resolve_data(d, format));
+            }
+        }
+        items
+    }
 }
 
 fn effective_format<'m>(item: &'m Item, cmd_meta: Option<&'m Meta>) -> Option<&'m str> {
@@ -810,25 +864,34 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
         return Data::Xml(m);
     }
     let binary = matches!(format, Some("b64" | "bin"));
-    let mut bytes = raw.content;
-    if !raw.opaque {
+    let Some(bytes) = raw.opaque else {
+        let mut text = raw.text;
         // Strip the trailing NULs (`strip_nul`) before the base64 test, so
         // that the test sees what a re-encoding of the value would carry.
-        while bytes.last() == Some(&0) {
-            bytes.pop();
+        while text.ends_with('\0') {
+            text.pop();
         }
-    }
-    if format == Some("b64") || (binary && !raw.opaque) {
+        if binary {
+            if let Some(decoded) = decode_b64(text.as_bytes()) {
+                return Data::Binary(decoded);
+            }
+            // Under a binary Format, text that is not base64 stays text,
+            // unless it holds NUL: WBXML carries that only as OPAQUE, which
+            // is bytes here.
+            if text.contains('\0') {
+                return Data::Binary(text.into_bytes());
+            }
+        }
+        return Data::Text(strip_nul(text));
+    };
+    if format == Some("b64") {
         if let Some(decoded) = decode_b64(&bytes) {
             return Data::Binary(decoded);
         }
     }
-    // Under a binary Format, text that is not base64 stays text, unless it
-    // holds NUL: WBXML carries that only as OPAQUE, which is bytes here.
-    if binary && (raw.opaque || bytes.contains(&0)) {
+    if binary {
         return Data::Binary(bytes);
     }
-    // Text events are UTF-8, so only OPAQUE content can fail here.
     match String::from_utf8(bytes) {
         Ok(s) => Data::Text(strip_nul(s)),
         Err(e) => Data::Binary(e.into_bytes()),
@@ -836,6 +899,9 @@ fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
 }
 
 fn decode_b64(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.iter().any(u8::is_ascii_whitespace) {
+        return B64.decode(text).ok();
+    }
     let compact: Vec<u8> = text
         .iter()
         .copied()
@@ -852,6 +918,49 @@ fn strip_nul(s: String) -> String {
     } else {
         s
     }
+}
+
+/// A guess at the XML size of a message, so that the writers allocate
+/// their output once or twice rather than grow it a dozen times. Per
+/// command and item a fixed allowance for markup, plus the Data.
+pub(crate) fn size_hint(msg: &SyncMl) -> usize {
+    fn items(items: &[Item]) -> usize {
+        items
+            .iter()
+            .map(|i| {
+                let data = match &i.data {
+                    Some(Data::Text(t)) => t.len(),
+                    Some(Data::Binary(b)) => b.len() / 3 * 4 + 4,
+                    Some(Data::Xml(x)) => x.len(),
+                    None => 0,
+                };
+                let uri = i.target.as_ref().map_or(0, |l| l.loc_uri.len())
+                    + i.source.as_ref().map_or(0, |l| l.loc_uri.len());
+                160 + data + uri
+            })
+            .sum()
+    }
+    fn commands(list: &[Command]) -> usize {
+        list.iter()
+            .map(|c| {
+                140 + match c {
+                    Command::Add(c)
+                    | Command::Copy(c)
+                    | Command::Delete(c)
+                    | Command::Get(c)
+                    | Command::Replace(c) => items(&c.items),
+                    Command::Alert(c) => items(&c.items),
+                    Command::Exec(c) => items(&c.items),
+                    Command::Status(c) => items(&c.items),
+                    Command::Results(c) => items(&c.items),
+                    Command::Atomic(c) | Command::Sequence(c) => commands(&c.commands),
+                }
+            })
+            .sum()
+    }
+    400 + msg.header.target.loc_uri.len()
+        + msg.header.source.loc_uri.len()
+        + commands(&msg.body.commands)
 }
 
 /// Encodes a message as events, in DTD order.
@@ -1096,11 +1205,29 @@ fn items<W: EventWriter + ?Sized>(w: &mut W, items: &[Item], cmd_meta: Option<&M
         if let Some(p) = &item.target_parent {
             location(w, Tag::TARGET_PARENT, &Location::uri(p.clone()));
         }
-        if let Some(m) = &item.meta {
+        let mut format = effective_format(item, cmd_meta);
+        // Binary Data under a text Format (OPAQUE from a WBXML peer that is
+        // not UTF-8) has no XML form but base64, which only Format `b64`
+        // tells a reader to decode: the Item's Meta says so, and the value
+        // comes back byte for byte (issue #2).
+        let labelled;
+        let mut item_meta = item.meta.as_ref();
+        if w.binary_as_base64()
+            && matches!(item.data, Some(Data::Binary(_)))
+            && !matches!(format, Some("b64" | "bin"))
+        {
+            labelled = Meta {
+                format: Some("b64".to_owned()),
+                ..item.meta.clone().unwrap_or_default()
+            };
+            item_meta = Some(&labelled);
+            format = Some("b64");
+        }
+        if let Some(m) = item_meta {
             meta(w, m);
         }
         if let Some(d) = &item.data {
-            data(w, d, effective_format(item, cmd_meta));
+            data(w, d, format);
         }
         flag_el(w, Tag::MORE_DATA, item.more_data);
         w.end();
@@ -1342,6 +1469,59 @@ mod tests {
         let msg = decode_xml(&input, &Limits::default()).unwrap();
         assert_eq!(first_data(&msg), &Data::Xml("<A>&#27;x</A>".into()));
         assert_stable(&msg);
+    }
+
+    // Binary Data under a text Format (here non-UTF-8 OPAQUE under Format
+    // chr) has no XML form but base64: the XML writer labels the Item
+    // Format b64, so the bytes come back exactly; WBXML keeps OPAQUE and
+    // the original Meta.
+    #[test]
+    fn binary_data_under_a_text_format_goes_to_xml_as_labelled_base64() {
+        // Results > Item > Meta > Format "chr", then Data OPAQUE FF 00 80.
+        let mut item = vec![0x5A, 0x00, 0x01, 0x47, 0x03];
+        item.extend_from_slice(b"chr\0");
+        item.extend_from_slice(&[
+            0x01, 0x00, 0x00, 0x01, 0x4F, 0xC3, 0x03, 0xFF, 0x00, 0x80, 0x01,
+        ]);
+        let msg = decode_wbxml(&wbxml_with_item(&item), &Limits::default()).unwrap();
+        assert_eq!(first_data(&msg), &Data::Binary(vec![0xFF, 0x00, 0x80]));
+        let wbxml = encode_wbxml(&msg);
+        assert_eq!(decode_wbxml(&wbxml, &Limits::default()).unwrap(), msg);
+
+        let xml = encode_xml(&msg);
+        let text = String::from_utf8(xml.clone()).unwrap();
+        assert!(
+            text.contains(
+                "<Meta><Format xmlns=\"syncml:metinf\">b64</Format></Meta><Data>/wCA</Data>"
+            ),
+            "{text}"
+        );
+        let back = decode_xml(&xml, &Limits::default()).unwrap();
+        assert_eq!(first_data(&back), first_data(&msg));
+        let Command::Results(r) = &back.body.commands[0] else {
+            panic!("not a Results: {back:?}");
+        };
+        let meta = r.items[0].meta.as_ref().expect("meta");
+        assert_eq!(meta.format.as_deref(), Some("b64"));
+        // Stable from there on, in both encodings.
+        assert_eq!(encode_xml(&back), xml);
+        assert_stable(&back);
+    }
+
+    // Without any Format, and empty: still labelled, so that the empty value
+    // stays binary rather than becoming empty text.
+    #[test]
+    fn binary_data_without_a_format_goes_to_xml_as_labelled_base64() {
+        for bytes in [vec![0xC3, 0x28], Vec::new()] {
+            let mut msg = decode_xml(&with_data("x"), &Limits::default()).unwrap();
+            let Command::Results(r) = &mut msg.body.commands[0] else {
+                panic!("not a Results: {msg:?}");
+            };
+            r.items[0].data = Some(Data::Binary(bytes.clone()));
+            let back = decode_xml(&encode_xml(&msg), &Limits::default()).unwrap();
+            assert_eq!(first_data(&back), &Data::Binary(bytes));
+            assert_stable(&back);
+        }
     }
 
     #[test]

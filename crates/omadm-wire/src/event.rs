@@ -58,6 +58,12 @@ pub trait EventWriter {
     fn text(&mut self, text: &str);
     /// Binary data: OPAQUE in WBXML, base64 text in XML.
     fn opaque(&mut self, bytes: &[u8]);
+    /// Whether this encoding carries binary Data only as base64 text, which
+    /// a reader decodes only under Format `b64` (XML); the builder then
+    /// labels such Data. WBXML has OPAQUE.
+    fn binary_as_base64(&self) -> bool {
+        false
+    }
     /// A canonical XML fragment (nested markup inside `Data`). The XML writer
     /// copies it; other writers replay it as events.
     fn xml_fragment(&mut self, xml: &str) {

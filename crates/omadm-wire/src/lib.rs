@@ -19,6 +19,7 @@ pub mod model;
 pub mod tag;
 pub mod wbxml;
 pub mod xml;
+mod xml_lex;
 
 pub use codes::{AlertCode, StatusCode};
 pub use error::{DecodeError, DecodeErrorKind, Limits};
@@ -104,7 +105,7 @@ pub fn decode_wbxml(input: &[u8], limits: &Limits) -> Result<SyncMl, DecodeError
 
 /// Encodes a message as compact, canonical XML.
 pub fn encode_xml(msg: &SyncMl) -> Vec<u8> {
-    let mut w = xml::XmlWriter::new();
+    let mut w = xml::XmlWriter::with_capacity(builder::size_hint(msg));
     builder::encode_message(msg, &mut w);
     w.finish().into_bytes()
 }
@@ -119,7 +120,8 @@ pub fn encode_xml_pretty(msg: &SyncMl) -> String {
 /// Encodes a message as WBXML 1.2 (numeric public id 0x1201, UTF-8, no
 /// string table unless unknown elements need one).
 pub fn encode_wbxml(msg: &SyncMl) -> Vec<u8> {
-    let mut w = wbxml::WbxmlWriter::new();
+    // WBXML is about half the size of the XML.
+    let mut w = wbxml::WbxmlWriter::with_capacity(builder::size_hint(msg) / 2);
     builder::encode_message(msg, &mut w);
     w.finish()
 }

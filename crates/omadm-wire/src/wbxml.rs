@@ -579,9 +579,7 @@ impl<'a> WbxmlReader<'a> {
     fn inline_str(&mut self, at: usize) -> Result<&'a str, DecodeError> {
         let start = self.pos;
         let rest = self.input.get(start..).unwrap_or_default();
-        let len = rest
-            .iter()
-            .position(|&b| b == 0)
+        let len = memchr::memchr(0, rest)
             .ok_or_else(|| wbxml(at, "inline string (STR_I) has no terminating NUL"))?;
         self.budget.string(len, at)?;
         let bytes = rest.get(..len).unwrap_or_default();
@@ -637,11 +635,13 @@ impl<'a> EventReader<'a> for WbxmlReader<'a> {
             State::Failed(err) => return Err(err.clone()),
             State::Prolog | State::Content | State::Epilog => {}
         }
-        let result = self.step();
-        if let Err(err) = &result {
-            self.state = State::Failed(err.clone());
+        match self.step() {
+            Ok(ev) => Ok(ev),
+            Err(err) => {
+                self.state = State::Failed(err.clone());
+                Err(err)
+            }
         }
-        result
     }
 
     fn offset(&self) -> usize {
@@ -662,7 +662,12 @@ pub struct WbxmlWriter {
     /// Offsets of the strings already in `strtbl`, so repeated literal names
     /// share one entry.
     strtbl_index: HashMap<String, u32>,
+    /// The header for an empty string table, then the body: when no string
+    /// table is needed (a message without unknown elements), this is the
+    /// document, and `finish` hands it out without copying.
     body: Vec<u8>,
+    /// Length of the header at the start of `body`.
+    header_len: usize,
     /// Tag page the body is on; a decoder starts on page 0.
     page: Page,
     /// The innermost open element is a MetInf `Type` (see `text`).
@@ -677,6 +682,13 @@ impl WbxmlWriter {
         WbxmlWriter::with_public_id(PublicId::SYNCML_1_2)
     }
 
+    /// A SyncML 1.2 writer whose body starts with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> WbxmlWriter {
+        let mut writer = WbxmlWriter::new();
+        writer.body.reserve(bytes);
+        writer
+    }
+
     /// A writer for a document with another public id, e.g.
     /// [`PublicId::dm_ddf_1_2`] for DDF and TNDS documents, whose literal id
     /// goes first in the string table (`WBXML.md` §7.3).
@@ -688,6 +700,7 @@ impl WbxmlWriter {
             strtbl: Vec::new(),
             strtbl_index: HashMap::new(),
             body: Vec::new(),
+            header_len: 0,
             page: Page::SyncMl,
             in_type: false,
         };
@@ -695,12 +708,27 @@ impl WbxmlWriter {
             let fpi = fpi.clone();
             writer.intern(&fpi);
         }
+        writer.body = writer.header(0);
+        writer.header_len = writer.body.len();
         writer
     }
 
     /// The encoded document: header, string table, body.
-    pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.strtbl.len() + self.body.len());
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.strtbl.is_empty() {
+            return self.body;
+        }
+        let body = self.body.get(self.header_len..).unwrap_or_default();
+        let mut out = self.header(self.strtbl.len());
+        out.reserve(self.strtbl.len() + body.len());
+        out.append(&mut self.strtbl);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The header (`WBXML.md` §1) for a string table of `strtbl_len` bytes.
+    fn header(&self, strtbl_len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
         out.push(VERSION_1_2);
         match &self.public_id {
             PublicId::Numeric(PUBLIC_ID_LITERAL) => {
@@ -714,9 +742,7 @@ impl WbxmlWriter {
             }
         }
         write_mb_u_int32(&mut out, CHARSET_UTF8);
-        write_mb_u_int32(&mut out, saturating_u32(self.strtbl.len()));
-        out.extend_from_slice(&self.strtbl);
-        out.extend_from_slice(&self.body);
+        write_mb_u_int32(&mut out, saturating_u32(strtbl_len));
         out
     }
 

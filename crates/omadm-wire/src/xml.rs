@@ -12,13 +12,12 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use quick_xml::events::{BytesStart, Event as XEvent};
-use quick_xml::Reader;
 
 pub use crate::builder::escape_into;
 use crate::error::{DecodeError, DecodeErrorKind, Limits};
 use crate::event::{Budget, Event, EventReader, EventWriter};
 use crate::tag::{Page, Tag};
+use crate::xml_lex::{namespace_declarations, normalize_line_ends, unescape, Lexer, Token};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -32,39 +31,55 @@ enum Ns {
 
 /// A namespace declaration in scope: `xmlns` (empty prefix) or `xmlns:p`.
 ///
-/// The reader keeps these itself rather than use quick-xml's `NsReader`,
-/// whose general resolver cost a quarter of the decode time; a message
-/// declares a handful, and only the page (or "another namespace") matters.
+/// The reader keeps these itself: a message declares a handful, and only
+/// the page (or "another namespace") matters.
 #[derive(Debug)]
-struct Binding {
-    /// Depth of the element that declared it (its index in `pages`).
+struct Binding<'a> {
+    /// Depth of the element that declared it (its index in `open`).
     depth: usize,
-    prefix: Vec<u8>,
+    prefix: &'a str,
     ns: Ns,
 }
 
+/// An open element.
+#[derive(Debug)]
+struct Open<'a> {
+    /// Its code page (`None` for unknown elements, which keep their
+    /// parent's page for lookups).
+    page: Option<Page>,
+    /// Its tag, for messages.
+    tag: Option<Tag>,
+    /// The qualified name, which the end tag must repeat.
+    qname: &'a str,
+}
+
 /// Reads XML into [`Event`]s.
+///
+/// The input is checked to be UTF-8 once, up front; names and text are then
+/// handed out as slices of it, borrowed unless a reference or a CR has to be
+/// resolved.
 pub struct XmlReader<'a> {
-    reader: Reader<&'a [u8]>,
+    lexer: Lexer<'a>,
     budget: Budget,
-    /// Offset of the reader's input in the caller's input (the BOM).
+    /// Offset of the lexer's input in the caller's input (the BOM).
     base: usize,
-    /// Code page of each open element (`None` for unknown elements, which
-    /// keep their parent's page for lookups), and its tag for messages.
-    pages: Vec<(Option<Page>, Option<Tag>)>,
+    /// Open elements, innermost last.
+    open: Vec<Open<'a>>,
     /// Namespaces already resolved to a page. A message uses two or three,
     /// so this saves a case-insensitive comparison per element; bounded, so
     /// a hostile input with many namespaces only misses the cache.
-    namespaces: Vec<(Vec<u8>, Option<Page>)>,
+    namespaces: Vec<(&'a str, Option<Page>)>,
     /// Namespace declarations in scope, innermost last.
-    bindings: Vec<Binding>,
+    bindings: Vec<Binding<'a>>,
+    /// The last start tag was an empty-element tag: its `End` is due next.
+    pending_end: bool,
     /// A fragment may have several roots and text at top level.
     fragment: bool,
     /// The fragment starts with U+FEFF, still to be returned as text.
     leading_feff: bool,
     done: bool,
     root_closed: bool,
-    /// Whether the input is known to fit the message limit.
+    /// Whether the input is known to fit the message limit and be UTF-8.
     checked: Result<(), DecodeError>,
 }
 
@@ -90,28 +105,37 @@ impl<'a> XmlReader<'a> {
 
     fn with_mode(input: &'a [u8], limits: &Limits, fragment: bool) -> XmlReader<'a> {
         let budget = Budget::new(limits);
-        let checked = budget.message(input.len());
+        let mut checked = budget.message(input.len());
         let (base, body) = match input.strip_prefix(BOM) {
             Some(rest) => (BOM.len(), rest),
             None => (0, input),
         };
         // A BOM starts a document; at the start of a fragment (the content
-        // of `Data`) U+FEFF is text, which quick-xml would drop (a fuzz
-        // finding: replaying such a fragment into WBXML lost it).
+        // of `Data`) U+FEFF is text, to be kept (a fuzz finding: replaying
+        // such a fragment into WBXML lost it).
         let leading_feff = fragment && base > 0;
-        let mut reader = Reader::from_reader(body);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.expand_empty_elements = true;
-        config.check_end_names = true;
-        config.check_comments = false;
+        // XML 1.0 §2.2: the whole document is characters. Checked once here,
+        // so that no name or text needs checking again.
+        let body = match std::str::from_utf8(body) {
+            Ok(body) => body,
+            Err(e) => {
+                if checked.is_ok() {
+                    checked = Err(DecodeError::new(
+                        base + e.valid_up_to(),
+                        DecodeErrorKind::Xml("the document is not valid UTF-8".into()),
+                    ));
+                }
+                ""
+            }
+        };
         XmlReader {
-            reader,
+            lexer: Lexer::new(body),
             budget,
             base,
-            pages: Vec::new(),
+            open: Vec::new(),
             namespaces: Vec::new(),
             bindings: Vec::new(),
+            pending_end: false,
             fragment,
             leading_feff,
             done: false,
@@ -130,66 +154,60 @@ impl<'a> XmlReader<'a> {
 
     /// Takes in the namespace declarations of an element at `depth`, and
     /// says whether it declares the default namespace.
-    fn declare(&mut self, e: &BytesStart<'a>, depth: usize) -> bool {
-        if e.attributes_raw().trim_ascii().is_empty() {
+    fn declare(&mut self, attrs: &'a str, depth: usize) -> bool {
+        if attrs.trim_ascii().is_empty() {
             return false;
         }
         let mut default = false;
-        for a in e.attributes().flatten() {
-            let prefix = match a.key.as_ref().strip_prefix(b"xmlns") {
-                Some([]) => &[][..],
-                Some([b':', prefix @ ..]) => prefix,
-                _ => continue,
-            };
+        for (prefix, value) in namespace_declarations(attrs) {
             default |= prefix.is_empty();
-            let ns = if a.value.trim_ascii().is_empty() {
+            let ns = if value.trim_ascii().is_empty() {
                 Ns::Unbound
             } else {
-                match page_of(&mut self.namespaces, &a.value) {
+                match page_of(&mut self.namespaces, value) {
                     Some(p) => Ns::Known(p),
                     None => Ns::Other,
                 }
             };
-            self.bindings.push(Binding {
-                depth,
-                prefix: prefix.to_vec(),
-                ns,
-            });
+            self.bindings.push(Binding { depth, prefix, ns });
         }
         default
     }
 
     /// The namespace of an element with this prefix (empty: none), by the
     /// innermost declaration in scope.
-    fn resolve(&self, prefix: &[u8]) -> Option<Ns> {
+    fn resolve(&self, prefix: &str) -> Option<Ns> {
         match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
             Some(b) => Some(b.ns),
             None if prefix.is_empty() => Some(Ns::Unbound),
             // Bound by definition (Namespaces in XML 1.0 §3).
-            None if prefix == b"xml" => Some(Ns::Other),
+            None if prefix == "xml" => Some(Ns::Other),
             None => None,
         }
     }
 
-    fn start(&mut self, e: &BytesStart<'a>) -> Result<Event<'a>, DecodeError> {
+    fn start(
+        &mut self,
+        qname: &'a str,
+        local_at: usize,
+        attrs: &'a str,
+    ) -> Result<Event<'a>, DecodeError> {
         let offset = self.offset();
         if self.root_closed && !self.fragment {
             return Err(self.err(DecodeErrorKind::Xml("a second root element".into())));
         }
         self.budget.open(offset)?;
-        let declares_default = self.declare(e, self.pages.len());
-        let qname = e.name().into_inner();
-        let (prefix, local) = match qname.iter().position(|&b| b == b':') {
-            Some(colon) => (
-                qname.get(..colon).unwrap_or_default(),
-                qname.get(colon + 1..).unwrap_or_default(),
+        let declares_default = self.declare(attrs, self.open.len());
+        let (prefix, local) = match local_at {
+            0 => ("", qname),
+            at => (
+                qname.get(..at - 1).unwrap_or_default(),
+                qname.get(at..).unwrap_or_default(),
             ),
-            None => (&[][..], qname),
         };
         let Some(ns) = self.resolve(prefix) else {
             return Err(self.err(DecodeErrorKind::Xml(format!(
-                "undeclared namespace prefix {:?}",
-                String::from_utf8_lossy(prefix)
+                "undeclared namespace prefix {prefix:?}"
             ))));
         };
         let declared = match ns {
@@ -199,135 +217,126 @@ impl<'a> XmlReader<'a> {
         // An explicit declaration on this element (or a prefix) wins; an
         // inherited namespace defers to the parent's page first.
         let explicit = !prefix.is_empty() || declares_default;
-        let parent = self.pages.last().and_then(|(p, _)| *p);
+        let parent = self.open.last().and_then(|o| o.page);
         let bound_to_other = matches!(ns, Ns::Other);
         let tag = if bound_to_other && (explicit || parent.is_none()) {
             // A namespace we do not know: not one of ours.
             None
+        } else if explicit {
+            lookup(local.as_bytes(), declared, None)
         } else {
-            let mut order: [Option<Page>; 5] = [None; 5];
-            if explicit {
-                order[0] = declared;
-            } else {
-                order[0] = parent;
-                order[1] = declared;
-            }
-            order[2] = Some(Page::SyncMl);
-            order[3] = Some(Page::MetInf);
-            order[4] = Some(Page::DmDdf);
-            // Each page once: an unknown name would otherwise be looked up
-            // on the same page up to three times.
-            let mut tried = [false; 3];
-            order
-                .iter()
-                .flatten()
-                .filter(|p| {
-                    tried
-                        .get_mut(**p as usize)
-                        .is_none_or(|t| !std::mem::replace(t, true))
-                })
-                .find_map(|p| Tag::from_name(*p, local))
+            lookup(local.as_bytes(), parent, declared)
         };
-        self.pages.push((tag.map(|t| t.page).or(parent), tag));
+        self.open.push(Open {
+            page: tag.map(|t| t.page).or(parent),
+            tag,
+            qname,
+        });
         Ok(match tag {
             Some(t) => Event::Start(t),
             None => {
-                let name = std::str::from_utf8(local).map_err(|e| self.xml_err(e))?;
-                // quick-xml takes any bytes up to whitespace or `>` as a
-                // name; the writers copy the name verbatim, and the WBXML
-                // reader refuses a LITERAL that is not a name.
-                if !crate::wbxml::is_xml_name(name) {
-                    let shown: String = name.chars().take(40).collect();
+                // The writers copy the name verbatim, and the WBXML reader
+                // refuses a LITERAL that is not a name.
+                if !crate::wbxml::is_xml_name(local) {
+                    let shown: String = local.chars().take(40).collect();
                     return Err(self.err(DecodeErrorKind::Xml(format!(
                         "{shown:?} is not an XML element name"
                     ))));
                 }
-                Event::StartUnknown(Cow::Owned(name.to_owned()))
+                Event::StartUnknown(Cow::Borrowed(local))
             }
         })
+    }
+
+    fn end(&mut self) -> Event<'a> {
+        self.budget.close();
+        self.open.pop();
+        let depth = self.open.len();
+        while self.bindings.last().is_some_and(|b| b.depth >= depth) {
+            self.bindings.pop();
+        }
+        if self.open.is_empty() {
+            self.root_closed = true;
+        }
+        Event::End
+    }
+
+    /// Character data: line ends normalized, references resolved (unless
+    /// the lexer saw it is `plain`).
+    fn text(&self, raw: &'a str, plain: bool) -> Result<Event<'a>, DecodeError> {
+        self.budget.string(raw.len(), self.offset())?;
+        if plain {
+            return Ok(Event::Text(Cow::Borrowed(raw)));
+        }
+        let text = unescape(normalize_line_ends(raw)).map_err(|e| self.xml_err(e))?;
+        Ok(Event::Text(text))
     }
 }
 
 impl<'a> EventReader<'a> for XmlReader<'a> {
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
-        self.checked.clone()?;
+        if let Err(e) = &self.checked {
+            return Err(e.clone());
+        }
         if self.done {
             return Ok(Event::Eof);
+        }
+        if std::mem::take(&mut self.pending_end) {
+            return Ok(self.end());
         }
         if std::mem::take(&mut self.leading_feff) {
             return Ok(Event::Text(Cow::Borrowed("\u{feff}")));
         }
         loop {
-            let ev = match self.reader.read_event() {
-                Ok(r) => r,
-                Err(e) => {
-                    let kind = DecodeErrorKind::Xml(e.to_string());
-                    let at = self.base + self.reader.error_position() as usize;
-                    return Err(DecodeError::new(at, kind));
+            let token = self
+                .lexer
+                .next_token()
+                .map_err(|e| DecodeError::new(self.base + e.at, DecodeErrorKind::Xml(e.message)))?;
+            match token {
+                Token::Start {
+                    name,
+                    local,
+                    attrs,
+                    empty,
+                } => {
+                    let ev = self.start(name, local, attrs)?;
+                    self.pending_end = empty;
+                    return Ok(ev);
                 }
-            };
-            match ev {
-                XEvent::Start(e) => return self.start(&e),
-                XEvent::End(_) => {
-                    self.budget.close();
-                    self.pages.pop();
-                    let depth = self.pages.len();
-                    while self.bindings.last().is_some_and(|b| b.depth >= depth) {
-                        self.bindings.pop();
+                Token::End(name) => {
+                    let Some(open) = self.open.last() else {
+                        return Err(self.err(DecodeErrorKind::Xml(format!(
+                            "unexpected end tag </{name}> with no open element"
+                        ))));
+                    };
+                    if open.qname != name {
+                        let shown: String = name.chars().take(40).collect();
+                        return Err(self.err(DecodeErrorKind::Xml(format!(
+                            "expecting </{}> but found </{shown}>",
+                            open.qname
+                        ))));
                     }
-                    if self.pages.is_empty() {
-                        self.root_closed = true;
-                    }
-                    return Ok(Event::End);
+                    return Ok(self.end());
                 }
-                XEvent::Empty(_) => unreachable!("expand_empty_elements is set"),
-                XEvent::Text(t) => {
-                    if self.pages.is_empty() && !self.fragment {
+                Token::Text { raw, plain } => {
+                    if self.open.is_empty() && !self.fragment {
                         // Whitespace (or a NUL, QUIRKS.md) outside the root.
-                        if t.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
+                        if raw.bytes().all(|b| b.is_ascii_whitespace() || b == 0) {
                             continue;
                         }
                         return Err(
                             self.err(DecodeErrorKind::Xml("text outside the root element".into()))
                         );
                     }
-                    let offset = self.offset();
-                    self.budget.string(t.len(), offset)?;
-                    let text = if t.contains(&b'\r') {
-                        let raw = String::from_utf8(normalize_line_ends(&t))
-                            .map_err(|e| self.xml_err(e))?;
-                        let text =
-                            quick_xml::escape::unescape(&raw).map_err(|e| self.xml_err(e))?;
-                        Cow::Owned(text.into_owned())
-                    } else {
-                        t.unescape().map_err(|e| self.xml_err(e))?
-                    };
-                    return Ok(Event::Text(text));
+                    return self.text(raw, plain);
                 }
-                XEvent::CData(c) if c.contains(&b'\r') => {
-                    let offset = self.offset();
-                    self.budget.string(c.len(), offset)?;
-                    let text =
-                        String::from_utf8(normalize_line_ends(&c)).map_err(|e| self.xml_err(e))?;
-                    return Ok(Event::Text(Cow::Owned(text)));
+                Token::CData(c) => {
+                    self.budget.string(c.len(), self.offset())?;
+                    return Ok(Event::Text(normalize_line_ends(c)));
                 }
-                XEvent::CData(c) => {
-                    let offset = self.offset();
-                    self.budget.string(c.len(), offset)?;
-                    let text = match c.into_inner() {
-                        Cow::Borrowed(b) => {
-                            Cow::Borrowed(std::str::from_utf8(b).map_err(|e| self.xml_err(e))?)
-                        }
-                        Cow::Owned(b) => {
-                            Cow::Owned(String::from_utf8(b).map_err(|e| self.xml_err(e))?)
-                        }
-                    };
-                    return Ok(Event::Text(text));
-                }
-                XEvent::Decl(_) | XEvent::PI(_) | XEvent::DocType(_) | XEvent::Comment(_) => {}
-                XEvent::Eof => {
-                    if let Some((_, tag)) = self.pages.last() {
-                        let name = tag.map_or("an unknown element", Tag::name);
+                Token::Eof => {
+                    if let Some(open) = self.open.last() {
+                        let name = open.tag.map_or("an unknown element", Tag::name);
                         return Err(self.err(DecodeErrorKind::UnexpectedEof(format!("<{name}>"))));
                     }
                     self.done = true;
@@ -338,37 +347,38 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
     }
 
     fn offset(&self) -> usize {
-        self.base + self.reader.buffer_position() as usize
+        self.base + self.lexer.position()
     }
+}
+
+/// The tag named `local` on page `first`, else on `second`, else on any
+/// page, each page tried once.
+fn lookup(local: &[u8], first: Option<Page>, second: Option<Page>) -> Option<Tag> {
+    if let Some(tag) = first.and_then(|p| Tag::from_name(p, local)) {
+        return Some(tag);
+    }
+    if second != first {
+        if let Some(tag) = second.and_then(|p| Tag::from_name(p, local)) {
+            return Some(tag);
+        }
+    }
+    [Page::SyncMl, Page::MetInf, Page::DmDdf]
+        .into_iter()
+        .filter(|&p| Some(p) != first && Some(p) != second)
+        .find_map(|p| Tag::from_name(p, local))
 }
 
 /// [`Page::from_namespace`], through the reader's cache.
-fn page_of(cache: &mut Vec<(Vec<u8>, Option<Page>)>, ns: &[u8]) -> Option<Page> {
+fn page_of<'a>(cache: &mut Vec<(&'a str, Option<Page>)>, ns: &'a str) -> Option<Page> {
     const CACHED: usize = 4;
-    if let Some((_, page)) = cache.iter().find(|(n, _)| n == ns) {
+    if let Some((_, page)) = cache.iter().find(|(n, _)| *n == ns) {
         return *page;
     }
-    let page = Page::from_namespace(ns);
+    let page = Page::from_namespace(ns.as_bytes());
     if cache.len() < CACHED {
-        cache.push((ns.to_vec(), page));
+        cache.push((ns, page));
     }
     page
-}
-
-/// XML 1.0 §2.11: a processor passes CR LF and a lone CR on as LF, so a
-/// message means the same to us as to any other parser (libwbxml's expat).
-/// A CR written as `&#13;` is a reference, resolved after this, and stays.
-fn normalize_line_ends(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut bytes = raw.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'\r' if bytes.peek() == Some(&b'\n') => {}
-            b'\r' => out.push(b'\n'),
-            b => out.push(b),
-        }
-    }
-    out
 }
 
 /// Writes [`Event`]s as XML: compact and canonical, or indented for people.
@@ -395,6 +405,15 @@ impl XmlWriter {
     /// A compact writer (no whitespace between elements).
     pub fn new() -> XmlWriter {
         XmlWriter::default()
+    }
+
+    /// A compact writer whose output starts with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> XmlWriter {
+        XmlWriter {
+            out: String::with_capacity(bytes),
+            open: Vec::with_capacity(16),
+            ..XmlWriter::default()
+        }
     }
 
     /// An indenting writer, for `scomo wire inspect`.
@@ -475,6 +494,10 @@ impl EventWriter for XmlWriter {
     fn text(&mut self, text: &str) {
         escape_into(&mut self.out, text);
         self.last = Last::Text;
+    }
+
+    fn binary_as_base64(&self) -> bool {
+        true
     }
 
     fn opaque(&mut self, bytes: &[u8]) {

@@ -11,6 +11,7 @@
 //!  failure) to installNotifyURI.
 //! ```
 
+use std::io::Write as _;
 use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::Duration;
@@ -19,8 +20,8 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED
 use reqwest::{Response, StatusCode};
 use scomo::dlota::{DownloadDescriptor, InstallStatus, DD_CONTENT_TYPE, MAX_DD_SIZE};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::journal::{DownloadState, Halted};
 use super::rules::DownloadFailure;
@@ -332,7 +333,7 @@ impl Downloader {
             st.content_type = header(&resp, CONTENT_TYPE);
             (p.journal)(st)?;
         }
-        let mut file = if start == 0 {
+        let file = if start == 0 {
             tokio::fs::File::create(part).await
         } else {
             tokio::fs::OpenOptions::new().append(true).open(part).await
@@ -345,69 +346,92 @@ impl Downloader {
                 .map_err(|e| io_failure(&e))?;
             *hashing = Hashing { h, at: start };
         }
-        let mut written = start;
+        // The receive loop only collects chunks; hashing and writing happen
+        // on a blocking thread, `IN_FLIGHT` batches behind, so that neither
+        // stalls the socket (issue #4).
+        let file = file.into_std().await;
+        let (tx, rx) = mpsc::channel(IN_FLIGHT);
+        let h = std::mem::take(&mut hashing.h);
+        let writer = tokio::task::spawn_blocking(move || write_batches(file, rx, h, start));
+        let mut received = start;
+        let mut batch = Batch::default();
         let mut first = true;
-        // Writeback: started for [.., kicked), asked to be dropped for
-        // [.., dropped) (see `WRITEBACK_WINDOW`).
-        let (mut dropped, mut kicked) = (start, start);
         let mut cancel = p.cancel.clone();
-        loop {
+        let end = loop {
             let chunk = tokio::select! {
                 c = tokio::time::timeout(self.idle, resp.chunk()) => c,
-                () = cancelled(&mut cancel) => {
-                    let _ = file.sync_all().await;
-                    return Err(DlError::Stopped);
-                }
+                () = cancelled(&mut cancel) => break Err(DlError::Stopped),
             };
             let chunk = match chunk {
                 Err(_) => {
-                    let _ = file.sync_all().await;
-                    return Ok(Attempt::Retry(
+                    break Ok(Attempt::Retry(
                         DownloadFailure::lost(),
                         "download stalled".into(),
-                    ));
+                    ))
                 }
-                Ok(Err(e)) => {
-                    let _ = file.sync_all().await;
-                    return Ok(Attempt::Retry(DownloadFailure::lost(), e.to_string()));
-                }
-                Ok(Ok(None)) => break,
+                Ok(Err(e)) => break Ok(Attempt::Retry(DownloadFailure::lost(), e.to_string())),
+                Ok(Ok(None)) => break Ok(Attempt::Done),
                 Ok(Ok(Some(c))) => c,
             };
-            written = written.saturating_add(chunk.len() as u64);
-            if written > self.max_bytes {
-                return Err(DlError::Fail(
+            received = received.saturating_add(chunk.len() as u64);
+            if received > self.max_bytes {
+                break Err(DlError::Fail(
                     DownloadFailure::no_space(),
                     format!("package is over the {} byte limit", self.max_bytes),
                 ));
             }
-            file.write_all(&chunk).await.map_err(|e| io_failure(&e))?;
-            hashing.h.update(&chunk);
-            hashing.at = written;
-            // Everything before this chunk is with the kernel (tokio's File
-            // finished the previous write before taking this one).
-            let settled = written.saturating_sub(chunk.len() as u64);
-            if settled.saturating_sub(kicked) >= WRITEBACK_WINDOW {
-                // Start the writeback of the last window now, so the final
-                // fsync has little left, and let the window before it
-                // (written back by now) leave the page cache, so a large
-                // package does not fill it. Advice only: errors ignored.
-                let _ = rustix::fs::fadvise(
-                    &file,
-                    dropped,
-                    NonZeroU64::new(settled - dropped),
-                    rustix::fs::Advice::DontNeed,
-                );
-                (dropped, kicked) = (kicked, settled);
-            }
+            batch.push(chunk);
             if first {
+                // The first bytes are on disk before the crash point fires.
                 first = false;
-                file.flush().await.map_err(|e| io_failure(&e))?;
-                file.sync_data().await.map_err(|e| io_failure(&e))?;
-                (p.checkpoint)("download-chunk")?;
+                let (ack, acked) = oneshot::channel();
+                batch.synced = Some(ack);
+                if tx.send(std::mem::take(&mut batch)).await.is_err() || acked.await.is_err() {
+                    // The writer failed: its error comes out below.
+                    break Ok(Attempt::Done);
+                }
+                if let Err(h) = (p.checkpoint)("download-chunk") {
+                    break Err(h.into());
+                }
+            } else if batch.len >= BATCH_BYTES && tx.send(std::mem::take(&mut batch)).await.is_err()
+            {
+                break Ok(Attempt::Done);
             }
+        };
+        // What was received is kept (a retry resumes after it), except past
+        // a failure or a crash point.
+        if matches!(end, Ok(_) | Err(DlError::Stopped)) && batch.len > 0 {
+            let _ = tx.send(batch).await;
         }
-        file.sync_all().await.map_err(|e| io_failure(&e))?;
+        drop(tx);
+        let wrote = writer.await;
+        let written = match wrote {
+            Ok(Written {
+                hash,
+                written,
+                result: Ok(()),
+            }) => {
+                *hashing = Hashing {
+                    h: hash,
+                    at: written,
+                };
+                written
+            }
+            Ok(Written { result: Err(e), .. }) => {
+                // Unknown how much reached the file: hash it again on resume.
+                *hashing = Hashing::default();
+                return Err(end.err().unwrap_or_else(|| io_failure(&e)));
+            }
+            Err(e) => {
+                *hashing = Hashing::default();
+                let e = std::io::Error::other(e.to_string());
+                return Err(end.err().unwrap_or_else(|| io_failure(&e)));
+            }
+        };
+        match end? {
+            Attempt::Done => {}
+            retry @ Attempt::Retry(..) => return Ok(retry),
+        }
         if let Some(t) = total {
             if written != t {
                 return Ok(Attempt::Retry(
@@ -444,6 +468,94 @@ impl Downloader {
             tokio::time::sleep(Duration::from_millis(100u64 << attempt)).await;
         }
         false
+    }
+}
+
+/// Bytes the receive loop collects before handing them to the writer: large
+/// enough that the hand-over and the write calls cost little per byte, small
+/// enough that the agent stays small while downloading (RSS budget 16 MB).
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches queued for the writer; the receive loop waits when it is ahead.
+const IN_FLIGHT: usize = 2;
+
+/// Chunks as received (not copied), for the writer.
+struct Batch<C> {
+    chunks: Vec<C>,
+    len: usize,
+    /// Answered once the batch is written and `fdatasync`ed.
+    synced: Option<oneshot::Sender<()>>,
+}
+
+impl<C> Default for Batch<C> {
+    fn default() -> Self {
+        Batch {
+            chunks: Vec::new(),
+            len: 0,
+            synced: None,
+        }
+    }
+}
+
+impl<C: AsRef<[u8]>> Batch<C> {
+    fn push(&mut self, chunk: C) {
+        self.len += chunk.as_ref().len();
+        self.chunks.push(chunk);
+    }
+}
+
+/// What the writer did: the hash and size of the file so far.
+struct Written {
+    hash: Sha256,
+    written: u64,
+    result: std::io::Result<()>,
+}
+
+/// The writer (a blocking thread): appends and hashes every batch, keeps the
+/// page cache in check, and `fsync`s at the end. Stops at the first error,
+/// which it returns once the channel closes or right away.
+fn write_batches<C: AsRef<[u8]>>(
+    mut file: std::fs::File,
+    mut rx: mpsc::Receiver<Batch<C>>,
+    mut hash: Sha256,
+    start: u64,
+) -> Written {
+    let mut written = start;
+    // Writeback: started for [.., kicked), asked to be dropped for
+    // [.., dropped) (see `WRITEBACK_WINDOW`).
+    let (mut dropped, mut kicked) = (start, start);
+    let mut run = || -> std::io::Result<()> {
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in &batch.chunks {
+                let chunk = chunk.as_ref();
+                file.write_all(chunk)?;
+                hash.update(chunk);
+                written += chunk.len() as u64;
+            }
+            if written.saturating_sub(kicked) >= WRITEBACK_WINDOW {
+                // Start the writeback of the last window now, so the final
+                // fsync has little left, and let the window before it
+                // (written back by now) leave the page cache, so a large
+                // package does not fill it. Advice only: errors ignored.
+                let _ = rustix::fs::fadvise(
+                    &file,
+                    dropped,
+                    NonZeroU64::new(written - dropped),
+                    rustix::fs::Advice::DontNeed,
+                );
+                (dropped, kicked) = (kicked, written);
+            }
+            if let Some(synced) = batch.synced {
+                file.sync_data()?;
+                let _ = synced.send(());
+            }
+        }
+        file.sync_all()
+    };
+    let result = run();
+    Written {
+        hash,
+        written,
+        result,
     }
 }
 
