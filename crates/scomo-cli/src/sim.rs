@@ -105,7 +105,7 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
         stop,
         move |sim| {
             ticks += 1;
-            if !tty && ticks % 10 != 0 {
+            if !tty && !ticks.is_multiple_of(10) {
                 return;
             }
             let s = sim.summary();

@@ -718,7 +718,7 @@ impl Inner {
             }
             if !st.outbox.is_empty() {
                 // Sent and not acknowledged: retry later; new ones: now.
-                if sent > 0 && !report.pending.is_empty() || !ok && sent > 0 {
+                if sent > 0 && (!ok || !report.pending.is_empty()) {
                     if !st.retry_pending {
                         st.retry_pending = true;
                         st.report_failures = st.report_failures.saturating_add(1);
