@@ -5,7 +5,11 @@
 //! ```text
 //! cargo run --release -p scomo-sim --example cost -- --idle 100000 --sessions 2000 --concurrency 32
 //! ```
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "a measurement tool")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement tool"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -71,7 +75,10 @@ async fn main() {
         .unwrap();
     let url = listener.url().unwrap();
     tokio::spawn(run(state, listener, std::future::pending::<()>()));
-    let token = std::fs::read_to_string(token_path).unwrap().trim().to_owned();
+    let token = std::fs::read_to_string(token_path)
+        .unwrap()
+        .trim()
+        .to_owned();
     let sim = Sim::start(SimConfig {
         server_url: format!("{url}/dm"),
         api_url: url.clone(),
@@ -89,7 +96,10 @@ async fn main() {
     let t = Instant::now();
     sim.register().await;
     let s = sim
-        .wait_until(|s| s.registered == u64::from(sessions), Duration::from_secs(3600))
+        .wait_until(
+            |s| s.registered == u64::from(sessions),
+            Duration::from_secs(3600),
+        )
         .await
         .unwrap();
     let wall = t.elapsed().as_secs_f64();
