@@ -1,5 +1,5 @@
 //! `scomo`: one binary for every role. Each subcommand lives in its own
-//! module; later roles (sim) add theirs beside these.
+//! module; `sim` is the fleet simulator.
 
 use std::process::ExitCode;
 
@@ -12,6 +12,7 @@ mod agent;
 mod package;
 #[cfg(feature = "server")]
 mod server;
+mod sim;
 mod wire;
 
 /// Remote management of software components (OMA SCOMO over OMA DM 1.2).
@@ -34,6 +35,8 @@ enum Command {
     Package(package::PackageCommand),
     /// The device agent: a DM client with the SCOMO client.
     Agent(Box<agent::AgentArgs>),
+    /// The fleet simulator: N virtual devices against a running server.
+    Sim(Box<sim::SimArgs>),
     /// Convert and inspect SyncML DM messages (XML and WBXML).
     #[command(subcommand)]
     Wire(wire::WireCommand),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin::run(*args),
         Command::Agent(args) => agent::run(*args),
         Command::Package(cmd) => package::run(cmd),
+        Command::Sim(args) => sim::run(*args),
         Command::Wire(cmd) => wire::run(cmd),
     };
     match result {

@@ -13,8 +13,9 @@ use super::{json_body, query, rfc3339};
 use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{
-    AlertId, AuthType, ClientCredentials, Device, DeviceFilter, DevicePageRequest, DeviceUpdate,
-    NewDevice, ServerCredentials, SessionKey, SessionRecord, StoredAlert, Timestamp, MAX_PAGE,
+    AlertId, AuthType, BulkOutcome, ClientCredentials, Device, DeviceFilter, DevicePageRequest,
+    DeviceUpdate, NewDevice, ServerCredentials, SessionKey, SessionRecord, StoredAlert, Timestamp,
+    MAX_PAGE,
 };
 
 /// A device as the API shows it (never a secret).
@@ -208,7 +209,142 @@ pub(crate) async fn provision(
     State(state): State<AppState>,
     body: Result<Json<ProvisionRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
+    let new = new_device(&state, json_body(body)?)?;
+    let device = state
+        .store()
+        .provision_device(&new, Timestamp::now())
+        .await?;
+    tracing::info!(device = %device.id, "device provisioned");
+    Ok((StatusCode::CREATED, Json(DeviceView::new(device, None))).into_response())
+}
+
+/// Most devices one `POST /api/v1/devices/bulk` takes.
+pub(crate) const MAX_BULK: usize = 1000;
+
+/// `POST /api/v1/devices/bulk`: up to [`MAX_BULK`] devices.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkRequest {
+    /// The devices, each as `POST /api/v1/devices` takes it.
+    devices: Vec<ProvisionRequest>,
+}
+
+/// What happened to each device of a bulk provisioning, in request order.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct BulkResponse {
+    /// Devices created.
+    created: u64,
+    /// Devices whose DevId was taken (left unchanged).
+    exists: u64,
+    /// Devices refused.
+    invalid: u64,
+    /// One result per device.
+    results: Vec<BulkItem>,
+}
+
+/// The result for one device.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct BulkItem {
+    /// The DevId.
+    id: String,
+    /// 201 created, 409 the DevId exists, 400 refused.
+    status: u16,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+/// Provisions many devices in one store transaction. Each device is
+/// checked as `POST /api/v1/devices` checks it; a refused or existing one
+/// does not stop the others (its item says why).
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/bulk",
+    operation_id = "provision_devices",
+    tag = "devices",
+    request_body = BulkRequest,
+    responses(
+        (status = 207, description = "One result per device", body = BulkResponse),
+        (status = 400, description = "A bad body, or more than 1000 devices", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 413, description = "The body is too big", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(crate) async fn provision_bulk(
+    State(state): State<AppState>,
+    body: Result<Json<BulkRequest>, JsonRejection>,
+) -> Result<Response, AppError> {
     let r = json_body(body)?;
+    if r.devices.len() > MAX_BULK {
+        return Err(AppError::BadRequest(format!(
+            "at most {MAX_BULK} devices per request, got {}",
+            r.devices.len()
+        )));
+    }
+    let mut ids = Vec::with_capacity(r.devices.len());
+    let mut refused: Vec<Option<String>> = Vec::with_capacity(r.devices.len());
+    let mut new = Vec::with_capacity(r.devices.len());
+    for d in r.devices {
+        ids.push(d.id.clone());
+        match new_device(&state, d) {
+            Ok(n) => {
+                refused.push(None);
+                new.push(n);
+            }
+            Err(e) => refused.push(Some(e.to_string())),
+        }
+    }
+    let mut stored = state
+        .store()
+        .provision_devices(&new, Timestamp::now())
+        .await?
+        .into_iter();
+    let mut out = BulkResponse {
+        created: 0,
+        exists: 0,
+        invalid: 0,
+        results: Vec::with_capacity(ids.len()),
+    };
+    for (id, refused) in ids.into_iter().zip(refused) {
+        let outcome = match refused {
+            Some(m) => BulkOutcome::Invalid(m),
+            None => stored
+                .next()
+                .unwrap_or_else(|| BulkOutcome::Invalid("not stored".into())),
+        };
+        let (status, message) = match outcome {
+            BulkOutcome::Created => {
+                out.created += 1;
+                (201, None)
+            }
+            BulkOutcome::Exists => {
+                out.exists += 1;
+                (409, Some("the DevId exists".to_owned()))
+            }
+            BulkOutcome::Invalid(m) => {
+                out.invalid += 1;
+                (400, Some(m))
+            }
+        };
+        out.results.push(BulkItem {
+            id,
+            status,
+            message,
+        });
+    }
+    tracing::info!(
+        created = out.created,
+        exists = out.exists,
+        invalid = out.invalid,
+        "devices provisioned in bulk"
+    );
+    Ok((StatusCode::MULTI_STATUS, Json(out)).into_response())
+}
+
+/// The checks of `POST /api/v1/devices`, giving the device to store.
+fn new_device(state: &AppState, r: ProvisionRequest) -> Result<NewDevice, AppError> {
     check_text("id", &r.id, 255)?;
     check_text("username", &r.username, 255)?;
     if r.password.is_empty() {
@@ -219,23 +355,17 @@ pub(crate) async fn provision(
     if let Some(addr) = &r.notify_addr {
         check_notify_addr(addr)?;
     }
-    let new = NewDevice {
+    Ok(NewDevice {
         client_credentials: Some(ClientCredentials::from_password(
             auth_type,
             &r.username,
             &r.password,
         )),
-        server_credentials: server_credentials(&state, auth_type, r.server_password)?,
+        server_credentials: server_credentials(state, auth_type, r.server_password)?,
         notify_addr: r.notify_addr,
         labels: r.labels,
         id: r.id,
-    };
-    let device = state
-        .store()
-        .provision_device(&new, Timestamp::now())
-        .await?;
-    tracing::info!(device = %device.id, "device provisioned");
-    Ok((StatusCode::CREATED, Json(DeviceView::new(device, None))).into_response())
+    })
 }
 
 /// One device with the DevInfo/DevDetail values it reported.

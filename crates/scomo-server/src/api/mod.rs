@@ -3,6 +3,7 @@
 //! ```text
 //!   GET    /api/v1/devices                       list (?after=&limit=&man=&model=&dev_typ=&prefix=)
 //!   POST   /api/v1/devices                       provision, with credentials
+//!   POST   /api/v1/devices/bulk                  provision up to 1000, one transaction (207)
 //!   GET    /api/v1/devices/{id}                  one device with its DevInfo/DevDetail values
 //!   PATCH  /api/v1/devices/{id}                  credentials, server password, notification address
 //!   DELETE /api/v1/devices/{id}
@@ -106,6 +107,7 @@ endpoints! {
     token {
         GET    "/devices"                        => devices::list;
         POST   "/devices"                        => devices::provision;
+        POST   "/devices/bulk"                   => devices::provision_bulk;
         GET    "/devices/{id}"                   => devices::show;
         PATCH  "/devices/{id}"                   => devices::update;
         DELETE "/devices/{id}"                   => devices::delete;

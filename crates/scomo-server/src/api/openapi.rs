@@ -45,6 +45,7 @@ use crate::error::ErrorBody;
         serve,
         devices::list,
         devices::provision,
+        devices::provision_bulk,
         devices::show,
         devices::update,
         devices::delete,

@@ -117,6 +117,7 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 #[async_trait]
 pub trait Store:
     DeviceStore
+    + DeviceBulkStore
     + SessionStore
     + CommandQueue
     + AlertStore
@@ -184,6 +185,32 @@ pub trait DeviceStore: Send + Sync {
 
     /// Replaces the nonces given in `update`.
     async fn update_nonces(&self, id: &str, update: &NonceUpdate, now: Timestamp) -> Result<()>;
+}
+
+/// Provisioning many devices at once (fleets, the simulator).
+#[async_trait]
+pub trait DeviceBulkStore: Send + Sync {
+    /// Creates `devices` in one transaction and answers one outcome per
+    /// device, in order. A taken DevId (also one repeated in `devices`) is
+    /// [`BulkOutcome::Exists`] and left unchanged; a device that fails
+    /// validation is [`BulkOutcome::Invalid`] and not written. `Err` only
+    /// when the database fails, and then nothing is written.
+    async fn provision_devices(
+        &self,
+        devices: &[NewDevice],
+        now: Timestamp,
+    ) -> Result<Vec<BulkOutcome>>;
+}
+
+/// What [`DeviceBulkStore::provision_devices`] did with one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BulkOutcome {
+    /// The device was created.
+    Created,
+    /// A device with this DevId exists; nothing was changed.
+    Exists,
+    /// The device was refused: why.
+    Invalid(String),
 }
 
 /// The DM session audit log; closing sessions settles their batches.

@@ -407,3 +407,63 @@ pub(crate) async fn delete_cascades(db: &impl Db) {
         Err(StoreError::UnknownDevice { .. })
     ));
 }
+
+pub(crate) async fn bulk_provision(db: &impl Db) {
+    use scomo_server::store::BulkOutcome;
+    let store = db.open().await;
+    store
+        .provision_device(&new_device("bulk-taken"), t(1))
+        .await
+        .unwrap();
+    let mut labelled = new_device("bulk-1");
+    labelled.labels.insert("model".into(), "M1".into());
+    let mut bad = new_device("bulk-bad");
+    bad.notify_addr = Some("ftp://x".into());
+    let devices = [
+        new_device("bulk-0"),
+        labelled.clone(),
+        new_device("bulk-taken"),
+        bad,
+        new_device("bulk-0"),
+        new_device(""),
+    ];
+    let out = store.provision_devices(&devices, t(2)).await.unwrap();
+    assert_eq!(out.len(), 6);
+    assert_eq!(
+        &out[..3],
+        &[
+            BulkOutcome::Created,
+            BulkOutcome::Created,
+            BulkOutcome::Exists
+        ]
+    );
+    assert!(matches!(&out[3], BulkOutcome::Invalid(m) if m.contains("notify address")));
+    assert_eq!(out[4], BulkOutcome::Exists);
+    assert!(matches!(&out[5], BulkOutcome::Invalid(_)));
+    let stored = store.device("bulk-1").await.unwrap().unwrap();
+    assert_eq!(stored.labels, labelled.labels);
+    assert_eq!(stored.client_credentials, labelled.client_credentials);
+    assert_eq!(stored.created_at, t(2));
+    // The taken one is unchanged; nothing invalid was written.
+    assert_eq!(
+        store
+            .device("bulk-taken")
+            .await
+            .unwrap()
+            .unwrap()
+            .created_at,
+        t(1)
+    );
+    assert_eq!(store.device("bulk-bad").await.unwrap(), None);
+    assert_eq!(
+        store.count_devices(&DeviceFilter::default()).await.unwrap(),
+        3
+    );
+    // Only refused devices: nothing to write, still one outcome each.
+    let out = store
+        .provision_devices(&[new_device("")], t(3))
+        .await
+        .unwrap();
+    assert!(matches!(&out[..], [BulkOutcome::Invalid(_)]));
+    assert_eq!(store.provision_devices(&[], t(3)).await.unwrap(), vec![]);
+}

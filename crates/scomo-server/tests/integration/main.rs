@@ -45,6 +45,7 @@ macro_rules! all_cases {
                 devices::device_info_and_seen,
                 devices::nonces_credentials_labels,
                 devices::delete_cascades,
+                devices::bulk_provision,
                 sessions::session_audit,
                 sessions::finish_requeues_unsent,
                 queue::fifo_claim_outcomes_complete,

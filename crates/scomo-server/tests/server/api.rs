@@ -276,3 +276,47 @@ async fn metrics_and_health_are_served() {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn bulk_provisioning_answers_per_device() {
+    let app = TestApp::start().await;
+    let dev = |id: &str| json!({"id": id, "username": id, "password": "pw", "labels": {"m": "X"}});
+    let (status, v) = app
+        .post(
+            "/devices/bulk",
+            json!({"devices": [
+                dev("b-1"),
+                dev("b-2"),
+                dev("b-1"),
+                {"id": "b-3", "username": "u", "password": ""},
+                {"id": "b-4", "username": "u", "password": "p", "notify_addr": "udp://h"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 207, "{v}");
+    assert_eq!(
+        (&v["created"], &v["exists"], &v["invalid"]),
+        (&json!(2), &json!(1), &json!(2))
+    );
+    let statuses: Vec<u64> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 201, 409, 400, 400]);
+    assert!(v["results"][3]["message"]
+        .as_str()
+        .unwrap()
+        .contains("password"));
+    assert_eq!(v["results"][4]["id"], "b-4");
+    let (status, v) = app.get("/devices/b-2").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["labels"]["m"], "X");
+    // More than the limit is refused whole.
+    let many: Vec<Value> = (0..1001).map(|i| dev(&format!("m-{i}"))).collect();
+    let (status, v) = app.post("/devices/bulk", json!({ "devices": many })).await;
+    assert_eq!(status, 400, "{v}");
+    let (_, v) = app.get("/devices?prefix=m-").await;
+    assert_eq!(v["devices"], json!([]));
+}

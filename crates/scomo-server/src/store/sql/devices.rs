@@ -566,3 +566,77 @@ fn check_label(key: &str, value: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[async_trait]
+impl crate::store::DeviceBulkStore for SqlStore {
+    async fn provision_devices(
+        &self,
+        devices: &[NewDevice],
+        now: Timestamp,
+    ) -> Result<Vec<crate::store::BulkOutcome>> {
+        use crate::store::BulkOutcome;
+        let check = |d: &NewDevice| -> Result<()> {
+            check_len("device id", &d.id, MAX_DEVICE_ID_LEN)?;
+            check_credentials(d.client_credentials.as_ref(), d.server_credentials.as_ref())?;
+            if let Some(addr) = &d.notify_addr {
+                check_notify_addr(addr)?;
+            }
+            d.labels.iter().try_for_each(|(k, v)| check_label(k, v))
+        };
+        let mut out: Vec<BulkOutcome> = devices
+            .iter()
+            .map(|d| match check(d) {
+                Ok(()) => BulkOutcome::Created,
+                Err(e) => BulkOutcome::Invalid(e.to_string()),
+            })
+            .collect();
+        if !out.contains(&BulkOutcome::Created) {
+            return Ok(out);
+        }
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            for (device, outcome) in devices.iter().zip(out.iter_mut()) {
+                if *outcome != BulkOutcome::Created {
+                    continue;
+                }
+                let client = device.client_credentials.as_ref();
+                let server = device.server_credentials.as_ref();
+                let inserted = sqlx::query(
+                    "INSERT INTO devices (id, origin, client_auth_type, client_username, \
+                     client_user_hash, server_auth_type, server_id, server_password, notify_addr, \
+                     created_at, updated_at) \
+                     VALUES ($1, 'provisioned', $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&device.id)
+                .bind(client.map(|c| c.auth_type.as_str()))
+                .bind(client.map(|c| c.username.as_str()))
+                .bind(client.map(|c| c.user_hash.to_vec()))
+                .bind(server.map(|s| s.auth_type.as_str()))
+                .bind(server.map(|s| s.server_id.as_str()))
+                .bind(server.map(|s| s.password.as_str()))
+                .bind(device.notify_addr.as_deref())
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    *outcome = BulkOutcome::Exists;
+                    continue;
+                }
+                for (k, v) in &device.labels {
+                    sqlx::query(
+                        "INSERT INTO device_labels (device_id, key, value) VALUES ($1, $2, $3)",
+                    )
+                    .bind(&device.id)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
+    }
+}
