@@ -5,4 +5,5 @@
 
 mod harness;
 
+mod campaign;
 mod fleet;
