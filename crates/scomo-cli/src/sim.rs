@@ -16,9 +16,10 @@ pub(crate) struct SimArgs {
     /// The server's base URL (REST API; the DM endpoint is `<URL>/dm`).
     #[arg(long, env = "SCOMO_URL", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The DM endpoint, when not `<server>/dm`.
+    /// The DM endpoint, when not `<server>/dm`; repeat it for several nodes
+    /// (device n talks to the (n mod k)-th).
     #[arg(long)]
-    dm_url: Option<String>,
+    dm_url: Vec<String>,
     /// API token for provisioning (without it, devices must exist).
     #[arg(long, env = "SCOMO_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -177,7 +178,12 @@ fn config(a: &SimArgs) -> anyhow::Result<SimConfig> {
         other => bail!("--auth {other:?} is not md5 or basic"),
     };
     let cfg = SimConfig {
-        server_url: a.dm_url.clone().unwrap_or_else(|| format!("{base}/dm")),
+        server_url: a
+            .dm_url
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{base}/dm")),
+        more_server_urls: a.dm_url.iter().skip(1).cloned().collect(),
         api_url: base,
         api_token: a.token.clone(),
         server_id: a.server_id.clone(),

@@ -65,6 +65,11 @@ pub enum SimAuth {
 pub struct SimConfig {
     /// The DM endpoint, e.g. `http://127.0.0.1:8080/dm`.
     pub server_url: String,
+    /// More DM endpoints (other nodes of the same fleet): device `n` talks
+    /// to endpoint `n mod k` of `server_url` and these, so a fleet spreads
+    /// over the nodes the way a load balancer would spread it.
+    #[serde(default)]
+    pub more_server_urls: Vec<String>,
     /// The REST API base, e.g. `http://127.0.0.1:8080` (provisioning).
     pub api_url: String,
     /// The API token (provisioning); `None` skips provisioning.
@@ -122,6 +127,7 @@ impl Default for SimConfig {
     fn default() -> SimConfig {
         SimConfig {
             server_url: "http://127.0.0.1:8080/dm".into(),
+            more_server_urls: Vec::new(),
             api_url: "http://127.0.0.1:8080".into(),
             api_token: None,
             server_id: "scomo".into(),
@@ -155,6 +161,18 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The DM endpoint of device `n`.
+    pub fn server_url_of(&self, n: u32) -> &str {
+        let k = self.more_server_urls.len() + 1;
+        match (n as usize) % k {
+            0 => &self.server_url,
+            i => self
+                .more_server_urls
+                .get(i - 1)
+                .map_or(self.server_url.as_str(), String::as_str),
+        }
+    }
+
     /// Checks the values, naming the first wrong one.
     pub fn validate(&self) -> Result<(), String> {
         if self.devices == 0 {
@@ -204,5 +222,23 @@ mod tests {
         assert_eq!(Model::parse("Acme:A1:").unwrap().weight, 1);
         assert!(Model::parse("Acme").is_err());
         assert!(Model::parse("Acme:A1:x=y").is_err());
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::SimConfig;
+
+    #[test]
+    fn devices_spread_over_the_endpoints() {
+        let cfg = SimConfig {
+            server_url: "http://a/dm".into(),
+            more_server_urls: vec!["http://b/dm".into()],
+            ..SimConfig::default()
+        };
+        let urls: Vec<&str> = (0..4).map(|n| cfg.server_url_of(n)).collect();
+        assert_eq!(urls, ["http://a/dm", "http://b/dm", "http://a/dm", "http://b/dm"]);
+        let one = SimConfig::default();
+        assert_eq!(one.server_url_of(7), one.server_url);
     }
 }

@@ -592,7 +592,7 @@ impl Inner {
             }
         };
         let sent = alerts.len();
-        let mut cfg = ClientConfig::new(&dev_id, &self.cfg.server_url, &self.cfg.server_id);
+        let mut cfg = ClientConfig::new(&dev_id, self.cfg.server_url_of(n), &self.cfg.server_id);
         let auth = match self.cfg.auth {
             SimAuth::Md5 => AuthType::Md5,
             SimAuth::Basic => AuthType::Basic,
