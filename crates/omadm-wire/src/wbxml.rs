@@ -410,13 +410,14 @@ impl<'a> WbxmlReader<'a> {
                 Ok(Event::Eof) => return Ok(Some(events)),
                 Ok(ev) => events.push(ev),
                 Err(e) => {
-                    let kind = match e.kind {
+                    let offset = e.offset();
+                    let kind = match e.into_kind() {
                         DecodeErrorKind::Wbxml(m) => {
                             DecodeErrorKind::Wbxml(format!("nested TNDS document: {m}"))
                         }
                         kind => kind,
                     };
-                    return Err(DecodeError::new(base + e.offset, kind));
+                    return Err(DecodeError::new(base + offset, kind));
                 }
             }
         }
@@ -959,9 +960,10 @@ fn wbxml(offset: usize, message: impl Into<String>) -> DecodeError {
 
 /// Prefixes a WBXML error message with the field it was found in.
 fn in_context(err: DecodeError, what: &str) -> DecodeError {
-    match err.kind {
-        DecodeErrorKind::Wbxml(message) => wbxml(err.offset, format!("{what}: {message}")),
-        kind => DecodeError::new(err.offset, kind),
+    let offset = err.offset();
+    match err.into_kind() {
+        DecodeErrorKind::Wbxml(message) => wbxml(offset, format!("{what}: {message}")),
+        kind => DecodeError::new(offset, kind),
     }
 }
 
@@ -1009,11 +1011,8 @@ mod tests {
 
     /// The error message of a failed read (of a Wbxml error).
     fn wbxml_err(input: &[u8]) -> String {
-        match read_all(input) {
-            Err(DecodeError {
-                kind: DecodeErrorKind::Wbxml(message),
-                ..
-            }) => message,
+        match read_all(input).map_err(DecodeError::into_kind) {
+            Err(DecodeErrorKind::Wbxml(message)) => message,
             other => panic!("expected a WBXML error, got {other:?}"),
         }
     }
@@ -1117,7 +1116,7 @@ mod tests {
         assert!(err.to_string().contains("overflows"), "{err}");
         let err = read_mb_u_int32(&hex("81"), 0).unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
-        assert_eq!(err.offset, 1);
+        assert_eq!(err.offset(), 1);
     }
 
     // §7.1: package 1, decoded and re-encoded byte for byte.
@@ -1337,14 +1336,17 @@ mod tests {
             ..Limits::default()
         };
         let err = WbxmlReader::new(&bytes, &small).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::MessageTooLarge { .. }));
+        assert!(matches!(
+            err.kind(),
+            DecodeErrorKind::MessageTooLarge { .. }
+        ));
 
         let shallow = Limits {
             max_depth: 2,
             ..Limits::default()
         };
         let err = read_all_with(&bytes, &shallow).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::TooDeep { limit: 2 }));
+        assert!(matches!(err.kind(), DecodeErrorKind::TooDeep { limit: 2 }));
 
         let few = Limits {
             max_elements: 5,
@@ -1352,7 +1354,7 @@ mod tests {
         };
         let err = read_all_with(&bytes, &few).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::TooManyElements { limit: 5 }
         ));
 
@@ -1362,12 +1364,12 @@ mod tests {
         };
         let err = read_all_with(&bytes, &short).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::StringTooLong { len: 6, .. }
         ));
         let err = read_all_with(&msg(&hex("6D C3 04 01 02 03 04 01")), &short).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::StringTooLong { len: 4, .. }
         ));
     }
@@ -1467,8 +1469,11 @@ mod tests {
     #[test]
     fn unbalanced_document_names_the_open_element() {
         let err = read_all(&msg(&hex("6D 6C 71 03 31 00"))).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEof("<VerDTD>".into()));
-        assert_eq!(err.offset, 11);
+        assert_eq!(
+            *err.kind(),
+            DecodeErrorKind::UnexpectedEof("<VerDTD>".into())
+        );
+        assert_eq!(err.offset(), 11);
         assert!(err.to_string().contains("inside <VerDTD>"));
     }
 
@@ -1479,9 +1484,9 @@ mod tests {
             let prefix = &bytes[..len];
             let err = read_all(prefix).expect_err("a truncated document must not decode");
             assert!(
-                err.offset <= len,
+                err.offset() <= len,
                 "offset {} beyond input {len}",
-                err.offset
+                err.offset()
             );
         }
     }
@@ -1492,7 +1497,7 @@ mod tests {
         let mut reader = WbxmlReader::new(&bytes, &Limits::default()).unwrap();
         assert_eq!(reader.next_event(), Ok(Event::Start(Tag::SYNCML)));
         let first = reader.next_event().unwrap_err();
-        assert_eq!(first.offset, 6);
+        assert_eq!(first.offset(), 6);
         assert_eq!(reader.next_event(), Err(first));
     }
 

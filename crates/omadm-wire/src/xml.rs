@@ -549,7 +549,7 @@ mod tests {
         );
         let err = events("<Meta><m:Format xmlns:m='syncml:metinf'/><m:Type/></Meta>").unwrap_err();
         assert!(
-            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("undeclared namespace prefix")),
+            matches!(err.kind(), DecodeErrorKind::Xml(m) if m.contains("undeclared namespace prefix")),
             "{err}"
         );
         // A foreign default namespace ends with its element.
@@ -582,7 +582,7 @@ mod tests {
     fn unknown_element_names_must_be_xml_names() {
         let err = events("<Node><\u{6}/></Node>").unwrap_err();
         assert!(
-            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("not an XML element name")),
+            matches!(err.kind(), DecodeErrorKind::Xml(m) if m.contains("not an XML element name")),
             "{err}"
         );
         assert_eq!(
