@@ -138,6 +138,14 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     /// The character content, borrowed from the input when it came in one
     /// piece.
     fn text_cow(&mut self, element: &'static str) -> Result<Cow<'a, str>> {
+        if let Some(text) = self.reader.leaf_text() {
+            // NUL has no XML form (see `escape_into`): dropped.
+            return Ok(if text.contains('\0') {
+                Cow::Owned(text.replace('\0', ""))
+            } else {
+                Cow::Borrowed(text)
+            });
+        }
         let mut out: Option<Cow<'a, str>> = None;
         loop {
             match self.next()? {
@@ -518,6 +526,10 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     /// Meta Format, which may come after it, so it is resolved later.
     fn raw_data(&mut self) -> Result<RawData> {
         let mut raw = RawData::default();
+        if let Some(text) = self.reader.leaf_text() {
+            raw.text.push_str(text);
+            return Ok(raw);
+        }
         // Once markup has started, the text since the last element.
         let mut text: Option<Cow<'a, str>> = None;
         loop {

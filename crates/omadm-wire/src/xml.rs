@@ -288,9 +288,10 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
             return Ok(Event::Text(Cow::Borrowed("\u{feff}")));
         }
         loop {
+            let expected = self.open.last().map_or("", |o| o.qname);
             let token = self
                 .lexer
-                .next_token()
+                .next_token(expected)
                 .map_err(|e| DecodeError::new(self.base + e.at, DecodeErrorKind::Xml(e.message)))?;
             match token {
                 Token::Start {
@@ -303,13 +304,13 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                     self.pending_end = empty;
                     return Ok(ev);
                 }
-                Token::End(name) => {
+                Token::End { name, expected } => {
                     let Some(open) = self.open.last() else {
                         return Err(self.err(DecodeErrorKind::Xml(format!(
                             "unexpected end tag </{name}> with no open element"
                         ))));
                     };
-                    if open.qname != name {
+                    if !expected {
                         let shown: String = name.chars().take(40).collect();
                         return Err(self.err(DecodeErrorKind::Xml(format!(
                             "expecting </{}> but found </{shown}>",
@@ -348,6 +349,22 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
 
     fn offset(&self) -> usize {
         self.base + self.lexer.position()
+    }
+
+    fn leaf_text(&mut self) -> Option<&'a str> {
+        if self.checked.is_err() || self.leading_feff {
+            return None;
+        }
+        if self.pending_end {
+            self.pending_end = false;
+            self.end();
+            return Some("");
+        }
+        let qname = self.open.last()?.qname;
+        // Over the limit, the text is left for the event path to report.
+        let text = self.lexer.leaf_text(qname, self.budget.max_string_len())?;
+        self.end();
+        Some(text)
     }
 }
 

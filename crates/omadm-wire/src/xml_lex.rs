@@ -31,7 +31,12 @@ pub(crate) enum Token<'a> {
         empty: bool,
     },
     /// `</name>`: the qualified name, trailing whitespace removed.
-    End(&'a str),
+    End {
+        /// The name.
+        name: &'a str,
+        /// Whether it is the name the reader said it expects.
+        expected: bool,
+    },
     /// Character data as written; `plain` when it holds neither `&` nor CR,
     /// so that it needs no resolving.
     Text {
@@ -71,8 +76,39 @@ impl<'a> Lexer<'a> {
         self.pos
     }
 
+    /// When the input goes on with plain character data (no reference, no
+    /// CR, no markup) of at most `max_len` bytes and then exactly
+    /// `</qname>`: that text, with the lexer moved past the end tag.
+    /// Otherwise `None`, and nothing is consumed.
+    ///
+    /// Most elements of a DM message are such leaves (`<CmdID>3</CmdID>`):
+    /// this reads one in one step instead of a text and an end-tag token.
+    pub(crate) fn leaf_text(&mut self, qname: &str, max_len: usize) -> Option<&'a str> {
+        let start = self.pos;
+        let rest = self.input.as_bytes().get(start..)?;
+        const SHORT: usize = 32;
+        let stop = |b: &u8| matches!(b, b'<' | b'&' | b'\r');
+        let len = match rest.iter().take(SHORT).position(stop) {
+            Some(len) => len,
+            None => SHORT + memchr::memchr3(b'<', b'&', b'\r', rest.get(SHORT..)?)?,
+        };
+        if len > max_len {
+            return None;
+        }
+        let end_tag = rest.get(len..len + qname.len() + 3)?;
+        let (open, tail) = end_tag.split_at(2);
+        let (name, gt) = tail.split_at(qname.len());
+        if open != b"</" || gt != b">" || name != qname.as_bytes() {
+            return None;
+        }
+        self.pos = start + len + qname.len() + 3;
+        Some(self.slice(start, start + len))
+    }
+
     /// The next token; declarations, PIs, comments and DOCTYPE are skipped.
-    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, LexError> {
+    /// `expected` is the qualified name of the innermost open element (empty
+    /// if none), which an end tag is compared with.
+    pub(crate) fn next_token(&mut self, expected: &str) -> Result<Token<'a>, LexError> {
         loop {
             let bytes = self.input.as_bytes();
             let start = self.pos;
@@ -83,7 +119,7 @@ impl<'a> Lexer<'a> {
                 return Ok(self.text(start));
             }
             match bytes.get(start + 1) {
-                Some(b'/') => return self.end_tag(start),
+                Some(b'/') => return self.end_tag(start, expected),
                 Some(b'?') => self.skip_past(start, start + 2, "?>", "processing instruction")?,
                 Some(b'!') => {
                     let rest = bytes.get(start..).unwrap_or_default();
@@ -235,29 +271,39 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    fn end_tag(&mut self, start: usize) -> Result<Token<'a>, LexError> {
+    /// `</name>`; `expected` is the name the reader expects, which most
+    /// end tags repeat exactly (no whitespace): compared at once.
+    fn end_tag(&mut self, start: usize, expected: &str) -> Result<Token<'a>, LexError> {
         let bytes = self.input.as_bytes();
         let name_start = start + 2;
-        let mut i = name_start;
-        let mut name_end = i;
-        loop {
-            match bytes.get(i) {
-                None => return Err(unclosed(start, "end tag")),
-                Some(b'>') => break,
-                Some(&b) if is_space(b) => {}
-                Some(_) => name_end = i + 1,
-            }
-            i += 1;
+        let rest = bytes.get(name_start..).unwrap_or_default();
+        if !expected.is_empty()
+            && rest.get(expected.len()) == Some(&b'>')
+            && rest.starts_with(expected.as_bytes())
+        {
+            self.pos = name_start + expected.len() + 1;
+            return Ok(Token::End {
+                name: self.slice(name_start, name_start + expected.len()),
+                expected: true,
+            });
         }
-        self.pos = i + 1;
-        let name = self.slice(name_start, name_end);
-        if name.is_empty() || bytes.get(name_start).copied().is_some_and(is_space) {
+        let Some(gt) = memchr::memchr(b'>', rest) else {
+            return Err(unclosed(start, "end tag"));
+        };
+        self.pos = name_start + gt + 1;
+        let name = self
+            .slice(name_start, name_start + gt)
+            .trim_end_matches(is_space_char);
+        if name.is_empty() || rest.first().copied().is_some_and(is_space) {
             return Err(LexError {
                 at: start,
                 message: "an end tag without a name".into(),
             });
         }
-        Ok(Token::End(name))
+        Ok(Token::End {
+            name,
+            expected: name == expected,
+        })
     }
 
     /// Moves past the `terminator` of the construct that starts at `start`;
@@ -315,6 +361,10 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 /// XML 1.0 `S`.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn is_space_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 /// The namespace declarations among the attributes of a start tag:
@@ -444,7 +494,7 @@ mod tests {
         let mut lexer = Lexer::new(input);
         let mut out = Vec::new();
         loop {
-            match lexer.next_token()? {
+            match lexer.next_token("a:B")? {
                 Token::Eof => return Ok(out),
                 t => out.push(t),
             }
@@ -480,7 +530,10 @@ mod tests {
                     plain: false
                 },
                 Token::CData("<z>"),
-                Token::End("a:B"),
+                Token::End {
+                    name: "a:B",
+                    expected: true
+                },
             ]
         );
     }
@@ -523,6 +576,30 @@ mod tests {
                 Token::Text { raw: &text, plain },
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn leaf_text_takes_plain_text_and_the_expected_end_tag_only() {
+        let long = "x".repeat(100);
+        for (input, max, want) in [
+            ("1</a>", 10, Some("1")),
+            ("</a>", 10, Some("")),
+            (&format!("{long}</a>"), 100, Some(long.as_str())),
+            (&format!("{long}</a>"), 99, None),
+            (&format!("{long}&amp;</a>"), 200, None),
+            ("1&amp;</a>", 10, None),
+            ("1\r</a>", 10, None),
+            ("1</ab>", 10, None),
+            ("1</a >", 10, None),
+            ("1<b/></a>", 10, None),
+            ("1</a", 10, None),
+            ("1", 10, None),
+        ] {
+            let mut lexer = Lexer::new(input);
+            assert_eq!(lexer.leaf_text("a", max), want, "{input}");
+            let consumed = want.map_or(0, |_| input.len());
+            assert_eq!(lexer.position(), consumed, "{input}");
         }
     }
 
