@@ -648,6 +648,32 @@ impl<'a> EventReader<'a> for WbxmlReader<'a> {
     fn offset(&self) -> usize {
         self.pos
     }
+
+    /// `STR_I text END`, or the end of an element without content.
+    fn leaf_text(&mut self) -> Option<&'a str> {
+        if !self.nested.is_empty() || !matches!(self.state, State::Content) {
+            return None;
+        }
+        if self.pending_end {
+            self.pending_end = false;
+            self.close();
+            return Some("");
+        }
+        let start = self.pos.checked_add(1)?;
+        if self.input.get(self.pos) != Some(&STR_I) {
+            return None;
+        }
+        let rest = self.input.get(start..)?;
+        let len = memchr::memchr(0, rest)?;
+        // Over the limit, or not UTF-8: the event path reports it.
+        if len > self.budget.max_string_len() || rest.get(len + 1) != Some(&END) {
+            return None;
+        }
+        let text = std::str::from_utf8(rest.get(..len)?).ok()?;
+        self.pos = start + len + 2;
+        self.close();
+        Some(text)
+    }
 }
 
 /// Encodes [`Event`]s as a WBXML 1.2 document, UTF-8, no attributes.
@@ -1007,6 +1033,26 @@ mod tests {
             }
         }
         panic!("reader did not reach Eof");
+    }
+
+    #[test]
+    fn leaf_text_reads_one_inline_string_and_its_end() {
+        // <SyncML><CmdID>"12"</CmdID><Final/><CmdID>"a" "b"</CmdID></SyncML>
+        let input = msg(&hex("6D 4B 03 31 32 00 01 12 4B 03 61 00 03 62 00 01 01"));
+        let mut r = WbxmlReader::new(&input, &Limits::default()).unwrap();
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::SYNCML)));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::CMD_ID)));
+        assert_eq!(r.leaf_text(), Some("12"));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::FINAL)));
+        assert_eq!(r.leaf_text(), Some(""));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::CMD_ID)));
+        // Two strings: left to the events, nothing consumed.
+        assert_eq!(r.leaf_text(), None);
+        assert_eq!(r.next_event(), Ok(Event::Text("a".into())));
+        assert_eq!(r.next_event(), Ok(Event::Text("b".into())));
+        assert_eq!(r.next_event(), Ok(Event::End));
+        assert_eq!(r.next_event(), Ok(Event::End));
+        assert_eq!(r.next_event(), Ok(Event::Eof));
     }
 
     /// The error message of a failed read (of a Wbxml error).
