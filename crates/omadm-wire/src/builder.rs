@@ -88,6 +88,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         F: FnMut(&mut Self, Tag) -> Result<bool>,
     {
         loop {
+            self.reader.skip_blank_text();
             match self.next()? {
                 Event::Start(t) => {
                     if !f(self, t)? {

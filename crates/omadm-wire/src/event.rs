@@ -51,6 +51,10 @@ pub trait EventReader<'a> {
     fn leaf_text(&mut self) -> Option<&'a str> {
         None
     }
+    /// Skips whitespace-only character data that runs up to the next markup,
+    /// for a caller that ignores text there (indentation between elements).
+    /// Skips nothing that `next_event` would have reported as an error.
+    fn skip_blank_text(&mut self) {}
 }
 
 /// A sink of events: one per encoding.

@@ -351,6 +351,13 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
         self.base + self.lexer.position()
     }
 
+    fn skip_blank_text(&mut self) {
+        // After an empty-element tag the whitespace is its parent's content.
+        if !self.open.is_empty() && !self.leading_feff && !self.pending_end {
+            self.lexer.skip_blank(self.budget.max_string_len());
+        }
+    }
+
     fn leaf_text(&mut self) -> Option<&'a str> {
         if self.checked.is_err() || self.leading_feff {
             return None;

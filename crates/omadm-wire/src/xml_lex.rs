@@ -105,6 +105,19 @@ impl<'a> Lexer<'a> {
         Some(self.slice(start, start + len))
     }
 
+    /// Moves past whitespace of at most `max_len` bytes when markup (`<`)
+    /// follows it; otherwise consumes nothing.
+    pub(crate) fn skip_blank(&mut self, max_len: usize) {
+        let rest = self.input.as_bytes().get(self.pos..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&b| !is_space(b))
+            .unwrap_or(rest.len());
+        if len <= max_len && rest.get(len) == Some(&b'<') {
+            self.pos += len;
+        }
+    }
+
     /// The next token; declarations, PIs, comments and DOCTYPE are skipped.
     /// `expected` is the qualified name of the innermost open element (empty
     /// if none), which an end tag is compared with.
@@ -600,6 +613,21 @@ mod tests {
             assert_eq!(lexer.leaf_text("a", max), want, "{input}");
             let consumed = want.map_or(0, |_| input.len());
             assert_eq!(lexer.position(), consumed, "{input}");
+        }
+    }
+
+    #[test]
+    fn skip_blank_skips_whitespace_before_markup_only() {
+        for (input, max, skipped) in [
+            (" \n\t\r<a>", 10, 4),
+            ("<a>", 10, 0),
+            ("  x<a>", 10, 0),
+            ("   <a>", 2, 0),
+            ("   ", 10, 0),
+        ] {
+            let mut lexer = Lexer::new(input);
+            lexer.skip_blank(max);
+            assert_eq!(lexer.position(), skipped, "{input:?}");
         }
     }
 
