@@ -139,13 +139,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     /// The character content, borrowed from the input when it came in one
     /// piece.
     fn text_cow(&mut self, element: &'static str) -> Result<Cow<'a, str>> {
+        // Never holds NUL (see below).
         if let Some(text) = self.reader.leaf_text() {
-            // NUL has no XML form (see `escape_into`): dropped.
-            return Ok(if text.contains('\0') {
-                Cow::Owned(text.replace('\0', ""))
-            } else {
-                Cow::Borrowed(text)
-            });
+            return Ok(Cow::Borrowed(text));
         }
         let mut out: Option<Cow<'a, str>> = None;
         loop {

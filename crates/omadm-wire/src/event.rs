@@ -45,9 +45,9 @@ pub trait EventReader<'a> {
     /// A shortcut for the most common element, a leaf holding only text:
     /// called just after the `Start` of an element, returns its character
     /// data and consumes its `End` when the content is one piece of text
-    /// that needs no resolving. `None` otherwise, with nothing consumed: the
-    /// caller then reads the content as events. Never an error (the events
-    /// report any).
+    /// that needs no resolving and holds no NUL. `None` otherwise, with
+    /// nothing consumed: the caller then reads the content as events. Never
+    /// an error (the events report any).
     fn leaf_text(&mut self) -> Option<&'a str> {
         None
     }
