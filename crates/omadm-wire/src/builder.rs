@@ -210,7 +210,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn sync_hdr(&mut self) -> Result<SyncHdr> {
         let (mut ver_dtd, mut ver_proto, mut session_id, mut msg_id) = (None, None, None, None);
         let (mut target, mut source) = (None, None);
-        let mut hdr = SyncHdr::new("", 0, Location::default(), Location::default());
+        let (mut resp_uri, mut no_resp, mut cred, mut meta) = (None, false, None, None);
         self.children("SyncHdr", |p, t| {
             match t {
                 Tag::VER_DTD => ver_dtd = Some(p.trimmed("VerDTD")?),
@@ -219,24 +219,26 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::MSG_ID => msg_id = Some(p.number("MsgID")?),
                 Tag::TARGET => target = Some(p.location("Target")?),
                 Tag::SOURCE => source = Some(p.location("Source")?),
-                Tag::RESP_URI => hdr.resp_uri = Some(p.trimmed("RespURI")?),
-                Tag::NO_RESP => {
-                    hdr.no_resp = true;
-                    p.skip()?;
-                }
-                Tag::CRED => hdr.cred = Some(p.cred()?),
-                Tag::META => hdr.meta = Some(p.meta()?),
+                Tag::RESP_URI => resp_uri = Some(p.trimmed("RespURI")?),
+                Tag::NO_RESP => flag(p, &mut no_resp)?,
+                Tag::CRED => cred = Some(p.cred()?),
+                Tag::META => meta = Some(p.meta()?),
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
-        hdr.ver_dtd = ver_dtd.ok_or_else(|| self.missing("SyncHdr", "VerDTD"))?;
-        hdr.ver_proto = ver_proto.ok_or_else(|| self.missing("SyncHdr", "VerProto"))?;
-        hdr.session_id = session_id.ok_or_else(|| self.missing("SyncHdr", "SessionID"))?;
-        hdr.msg_id = msg_id.ok_or_else(|| self.missing("SyncHdr", "MsgID"))?;
-        hdr.target = target.ok_or_else(|| self.missing("SyncHdr", "Target"))?;
-        hdr.source = source.ok_or_else(|| self.missing("SyncHdr", "Source"))?;
-        Ok(hdr)
+        Ok(SyncHdr {
+            ver_dtd: ver_dtd.ok_or_else(|| self.missing("SyncHdr", "VerDTD"))?,
+            ver_proto: ver_proto.ok_or_else(|| self.missing("SyncHdr", "VerProto"))?,
+            session_id: session_id.ok_or_else(|| self.missing("SyncHdr", "SessionID"))?,
+            msg_id: msg_id.ok_or_else(|| self.missing("SyncHdr", "MsgID"))?,
+            target: target.ok_or_else(|| self.missing("SyncHdr", "Target"))?,
+            source: source.ok_or_else(|| self.missing("SyncHdr", "Source"))?,
+            resp_uri,
+            no_resp,
+            cred,
+            meta,
+        })
     }
 
     fn location(&mut self, element: &'static str) -> Result<Location> {
@@ -355,7 +357,6 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     fn item_command(&mut self, element: &'static str) -> Result<ItemCommand> {
         let mut cmd_id = None;
         let mut c = ItemCommand::default();
-        let mut raw_items = RawItems::default();
         self.children(element, |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -365,13 +366,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::LANG => c.lang = Some(p.trimmed("Lang")?),
                 Tag::CRED => c.cred = Some(p.cred()?),
                 Tag::META => c.meta = Some(p.meta()?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut c.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
-        c.items = raw_items.resolve(c.meta.as_ref());
+        resolve_items(&mut c.items, c.meta.as_ref());
         Ok(c)
     }
 
@@ -379,7 +380,6 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         let mut cmd_id = None;
         let mut a = Alert::new(AlertCode(0));
         a.data = None;
-        let mut raw_items = RawItems::default();
         self.children("Alert", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -387,20 +387,19 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => a.cred = Some(p.cred()?),
                 Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
                 Tag::CORRELATOR => a.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut a.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         a.cmd_id = cmd_id.ok_or_else(|| self.missing("Alert", "CmdID"))?;
-        a.items = raw_items.resolve(None);
+        resolve_items(&mut a.items, None);
         Ok(a)
     }
 
     fn exec(&mut self) -> Result<Exec> {
         let mut cmd_id = None;
         let mut e = Exec::default();
-        let mut raw_items = RawItems::default();
         self.children("Exec", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -408,13 +407,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => e.cred = Some(p.cred()?),
                 Tag::META => e.meta = Some(p.meta()?),
                 Tag::CORRELATOR => e.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut e.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         e.cmd_id = cmd_id.ok_or_else(|| self.missing("Exec", "CmdID"))?;
-        e.items = raw_items.resolve(e.meta.as_ref());
+        resolve_items(&mut e.items, e.meta.as_ref());
         Ok(e)
     }
 
@@ -451,7 +450,6 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
             data: StatusCode(0),
             items: Vec::new(),
         };
-        let mut raw_items = RawItems::default();
         self.children("Status", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -463,7 +461,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CRED => s.cred = Some(p.cred()?),
                 Tag::CHAL => s.chal = Some(p.chal()?),
                 Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut s.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -471,14 +469,13 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         s.cmd_id = cmd_id.ok_or_else(|| self.missing("Status", "CmdID"))?;
         s.cmd = cmd.ok_or_else(|| self.missing("Status", "Cmd"))?;
         s.data = data.ok_or_else(|| self.missing("Status", "Data"))?;
-        s.items = raw_items.resolve(None);
+        resolve_items(&mut s.items, None);
         Ok(s)
     }
 
     fn results(&mut self) -> Result<Results> {
         let (mut cmd_id, mut cmd_ref) = (None, None);
         let mut r = Results::default();
-        let mut raw_items = RawItems::default();
         self.children("Results", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -487,20 +484,25 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::META => r.meta = Some(p.meta()?),
                 Tag::TARGET_REF => r.target_ref = Some(p.trimmed("TargetRef")?),
                 Tag::SOURCE_REF => r.source_ref = Some(p.trimmed("SourceRef")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut r.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         r.cmd_id = cmd_id.ok_or_else(|| self.missing("Results", "CmdID"))?;
         r.cmd_ref = cmd_ref.ok_or_else(|| self.missing("Results", "CmdRef"))?;
-        r.items = raw_items.resolve(r.meta.as_ref());
+        resolve_items(&mut r.items, r.meta.as_ref());
         Ok(r)
     }
 
-    fn item(&mut self, raw: &mut RawItems) -> Result<()> {
-        let mut item = Item::default();
-        let mut data = None;
+    /// An Item, decoded in place at the end of `items`. Its Data is
+    /// provisional until [`resolve_items`]: what it means depends on the
+    /// Meta Format, which may come after it (the command's, or the Item's).
+    fn item(&mut self, items: &mut Vec<Item>) -> Result<()> {
+        items.push(Item::default());
+        let Some(item) = items.last_mut() else {
+            return Ok(());
+        };
         self.children("Item", |p, t| {
             match t {
                 Tag::TARGET => item.target = Some(p.location("Target")?),
@@ -508,15 +510,12 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::SOURCE_PARENT => item.source_parent = Some(p.parent_uri("SourceParent")?),
                 Tag::TARGET_PARENT => item.target_parent = Some(p.parent_uri("TargetParent")?),
                 Tag::META => item.meta = Some(p.meta()?),
-                Tag::DATA => data = Some(p.raw_data()?),
+                Tag::DATA => item.data = Some(p.raw_data()?.provisional()),
                 Tag::MORE_DATA => flag(p, &mut item.more_data)?,
                 _ => return Ok(false),
             }
             Ok(true)
-        })?;
-        raw.items.push(item);
-        raw.data.push(data);
-        Ok(())
+        })
     }
 
     /// The content of `<Data>` as received; what it means depends on the
@@ -826,34 +825,33 @@ impl RawData {
             None => self.text.as_bytes(),
         }
     }
-}
 
-/// The Items of a command as received: their Data is resolved once the
-/// command's Meta (which may come after them) is known.
-#[derive(Default)]
-struct RawItems {
-    items: Vec<Item>,
-    /// The Data of each of `items`.
-    data: Vec<Option<RawData>>,
-}
-
-impl RawItems {
-    /// The Items with their Data resolved under the effective Format, in
-    /// place (an Item is a few hundred bytes: not worth moving again).
-    fn resolve(self, cmd_meta: Option<&Meta>) -> Vec<Item> {
-        let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
-        let RawItems { mut items, data } = self;
-        for (item, data) in items.iter_mut().zip(data) {
-            if let Some(d) = data {
-                let format = item
-                    .meta
-                    .as_ref()
-                    .and_then(|m| m.format.as_deref())
-                    .or(cmd_format);
-                item.data = Some(resolve_data(d, format));
-            }
+    /// The Data as received, before its Format is known: markup as
+    /// `Xml`, OPAQUE (and the text around it) as `Binary`, text as `Text`.
+    /// [`resolve_data`] makes it the model value.
+    fn provisional(self) -> Data {
+        match (self.markup, self.opaque) {
+            (Some(m), _) => Data::Xml(m),
+            (None, Some(bytes)) => Data::Binary(bytes),
+            (None, None) => Data::Text(self.text),
         }
-        items
+    }
+}
+
+/// Resolves the provisional Data of `items` (see `Parser::item`) under the
+/// effective Format, in place (an Item is a few hundred bytes: not worth
+/// moving again).
+fn resolve_items(items: &mut [Item], cmd_meta: Option<&Meta>) {
+    let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
+    for item in items {
+        if let Some(d) = item.data.take() {
+            let format = item
+                .meta
+                .as_ref()
+                .and_then(|m| m.format.as_deref())
+                .or(cmd_format);
+            item.data = Some(resolve_data(d, format));
+        }
     }
 }
 
@@ -868,30 +866,30 @@ fn effective_format<'m>(item: &'m Item, cmd_meta: Option<&'m Meta>) -> Option<&'
 /// base64 (as XML must carry binary); OPAQUE is raw bytes, except that under
 /// Format `b64` it may hold base64 text (`QUIRKS.md`: some encoders put all
 /// Data in OPAQUE) and under a text format it is text when it is UTF-8.
-fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
-    if let Some(m) = raw.markup {
-        return Data::Xml(m);
-    }
+fn resolve_data(raw: Data, format: Option<&str>) -> Data {
     let binary = matches!(format, Some("b64" | "bin"));
-    let Some(bytes) = raw.opaque else {
-        let mut text = raw.text;
-        // Strip the trailing NULs (`strip_nul`) before the base64 test, so
-        // that the test sees what a re-encoding of the value would carry.
-        while text.ends_with('\0') {
-            text.pop();
-        }
-        if binary {
-            if let Some(decoded) = decode_b64(text.as_bytes()) {
-                return Data::Binary(decoded);
+    let bytes = match raw {
+        Data::Xml(m) => return Data::Xml(m),
+        Data::Binary(bytes) => bytes,
+        Data::Text(mut text) => {
+            // Strip the trailing NULs (`strip_nul`) before the base64 test, so
+            // that the test sees what a re-encoding of the value would carry.
+            while text.ends_with('\0') {
+                text.pop();
             }
-            // Under a binary Format, text that is not base64 stays text,
-            // unless it holds NUL: WBXML carries that only as OPAQUE, which
-            // is bytes here.
-            if text.contains('\0') {
-                return Data::Binary(text.into_bytes());
+            if binary {
+                if let Some(decoded) = decode_b64(text.as_bytes()) {
+                    return Data::Binary(decoded);
+                }
+                // Under a binary Format, text that is not base64 stays text,
+                // unless it holds NUL: WBXML carries that only as OPAQUE, which
+                // is bytes here.
+                if text.contains('\0') {
+                    return Data::Binary(text.into_bytes());
+                }
             }
+            return Data::Text(strip_nul(text));
         }
-        return Data::Text(strip_nul(text));
     };
     if format == Some("b64") {
         if let Some(decoded) = decode_b64(&bytes) {

@@ -280,7 +280,7 @@ impl<'a> WbxmlReader<'a> {
             strtbl,
             page: Page::SyncMl,
             budget,
-            open: Vec::new(),
+            open: Vec::with_capacity(16),
             pending_end: false,
             state: State::Prolog,
             limits: limits.clone(),

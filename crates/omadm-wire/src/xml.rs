@@ -132,9 +132,12 @@ impl<'a> XmlReader<'a> {
             lexer: Lexer::new(body),
             budget,
             base,
-            open: Vec::new(),
-            namespaces: Vec::new(),
-            bindings: Vec::new(),
+            // Room for the depth of a typical message and its few
+            // namespaces: grown from empty, they would be reallocated
+            // three times per message.
+            open: Vec::with_capacity(16),
+            namespaces: Vec::with_capacity(4),
+            bindings: Vec::with_capacity(4),
             pending_end: false,
             fragment,
             leading_feff,
