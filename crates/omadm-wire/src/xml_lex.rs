@@ -198,18 +198,11 @@ impl<'a> Lexer<'a> {
     fn start_tag(&mut self, start: usize) -> Result<Token<'a>, LexError> {
         let bytes = self.input.as_bytes();
         let name_start = start + 1;
-        let mut i = name_start;
-        let mut local = 0;
-        // The name, up to `>`, `/` or whitespace.
-        let stop = loop {
-            match bytes.get(i) {
-                None => return Err(unclosed(start, "start tag")),
-                Some(&b) if b == b'>' || b == b'/' || is_space(b) => break b,
-                Some(b':') if local == 0 => local = i + 1 - name_start,
-                Some(_) => {}
-            }
-            i += 1;
+        let Some((len, local, stop)) = scan_name(bytes.get(name_start..).unwrap_or_default())
+        else {
+            return Err(unclosed(start, "start tag"));
         };
+        let i = name_start + len;
         let name = self.slice(name_start, i);
         if name.is_empty() {
             return Err(LexError {
@@ -403,6 +396,48 @@ fn find_text_stop(bytes: &[u8]) -> Option<usize> {
     let end = memchr::memchr3(b'<', b'&', b'\r', tail).unwrap_or(tail.len());
     let end = memchr::memchr(0, tail.get(..end)?).unwrap_or(end);
     (end < tail.len()).then_some(head.len() + end)
+}
+
+/// The element name at the start of `bytes` (a start tag's, after `<`):
+/// its length up to `>`, `/` or whitespace, where its local name starts (0
+/// without a prefix, else just after the first `:`), and the byte that
+/// ended it. `None` if nothing ends it.
+///
+/// Eight bytes at a time: a name is mostly letters (0x41 and up), so a word
+/// flags its bytes below 0x40 (bits 6 and 7 clear, exactly) and only those
+/// are looked at.
+fn scan_name(bytes: &[u8]) -> Option<(usize, usize, u8)> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut local = 0;
+    let mut at = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word);
+        let mut low = !(x | (x << 1)) & HIGH;
+        while low != 0 {
+            let k = (low.trailing_zeros() / 8) as usize;
+            match word.get(k).copied() {
+                Some(b) if b == b'>' || b == b'/' || is_space(b) => {
+                    return Some((at + k, local, b))
+                }
+                Some(b':') if local == 0 => local = at + k + 1,
+                _ => {}
+            }
+            low &= low - 1;
+        }
+        at += 8;
+    }
+    for (k, &b) in chunks.remainder().iter().enumerate() {
+        match b {
+            b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' => return Some((at + k, local, b)),
+            b':' if local == 0 => local = at + k + 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `haystack` starts with `needle` (a short element name): a byte loop, as
@@ -679,6 +714,37 @@ mod tests {
                         "len {len} stop {stop} at {at}"
                     );
                 }
+            }
+        }
+    }
+
+    // The word-at-a-time name scan against a byte loop: every stop byte at
+    // every position, with and without a prefix, with digits and non-ASCII.
+    #[test]
+    fn scan_name_agrees_with_a_byte_loop() {
+        fn slow(bytes: &[u8]) -> Option<(usize, usize, u8)> {
+            let mut local = 0;
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' => return Some((i, local, b)),
+                    b':' if local == 0 => local = i + 1,
+                    _ => {}
+                }
+            }
+            None
+        }
+        let names = [
+            "A",
+            "LocURI",
+            "m:MaxMsgSize",
+            "a1-b.c:d:e",
+            "Caf\u{e9}0123456789",
+            "",
+        ];
+        for name in names {
+            for stop in [&b">"[..], b"/>", b" a='1'>", b"\t>", b"\r", b"\n", b""] {
+                let input = [name.as_bytes(), stop].concat();
+                assert_eq!(scan_name(&input), slow(&input), "{input:?}");
             }
         }
     }
