@@ -514,6 +514,7 @@ impl<'a> WbxmlReader<'a> {
         self.open_element(at, open, token & TAG_CONTENT != 0)
     }
 
+    #[inline]
     fn open_element(
         &mut self,
         at: usize,

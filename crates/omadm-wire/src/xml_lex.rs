@@ -353,9 +353,20 @@ fn unclosed(at: usize, what: &str) -> LexError {
 }
 
 /// The first `needle` in `haystack[from..]`, as an offset in `haystack`.
+/// The needles are the short terminators `?>`, `-->` and `]]>`: a search
+/// for their last byte, then a look back, costs less than setting up a
+/// substring searcher for every declaration and comment.
 fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let rest = haystack.get(from..)?;
-    memchr::memmem::find(rest, needle).map(|i| from + i)
+    let (&last, head) = needle.split_last()?;
+    let mut at = from.checked_add(head.len())?;
+    loop {
+        let end = at + memchr::memchr(last, haystack.get(at..)?)?;
+        let start = end - head.len();
+        if haystack.get(start..end) == Some(head) {
+            return Some(start);
+        }
+        at = end + 1;
+    }
 }
 
 /// The offset of the first `<`, `&`, CR or NUL in `bytes`: what ends plain
@@ -747,6 +758,16 @@ mod tests {
                 assert_eq!(scan_name(&input), slow(&input), "{input:?}");
             }
         }
+    }
+
+    #[test]
+    fn find_finds_the_first_terminator_after_from() {
+        assert_eq!(find(b"<?x?>", 2, b"?>"), Some(3));
+        assert_eq!(find(b"<!-- a > -- > --->", 4, b"-->"), Some(15));
+        assert_eq!(find(b"]]>]]>", 1, b"]]>"), Some(3));
+        assert_eq!(find(b"<?x>", 2, b"?>"), None);
+        assert_eq!(find(b"?>", 5, b"?>"), None);
+        assert_eq!(find(b"", 0, b"?>"), None);
     }
 
     #[test]
