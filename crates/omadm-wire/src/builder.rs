@@ -52,7 +52,24 @@ pub(crate) fn decode_message<'a, R: EventReader<'a>>(reader: R) -> Result<SyncMl
             }
         }
     }
-    let msg = p.syncml()?;
+    // Filled in place: a message is some 650 bytes, not worth moving
+    // through every level of the descent.
+    let mut msg = SyncMl {
+        header: SyncHdr {
+            ver_dtd: String::new(),
+            ver_proto: String::new(),
+            session_id: String::new(),
+            msg_id: 0,
+            target: Location::default(),
+            source: Location::default(),
+            resp_uri: None,
+            no_resp: false,
+            cred: None,
+            meta: None,
+        },
+        body: SyncBody::default(),
+    };
+    p.syncml(&mut msg)?;
     loop {
         match p.next()? {
             Event::Eof => return Ok(msg),
@@ -88,6 +105,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         F: FnMut(&mut Self, Tag) -> Result<bool>,
     {
         loop {
+            self.reader.skip_blank_text();
             match self.next()? {
                 Event::Start(t) => {
                     if !f(self, t)? {
@@ -138,6 +156,10 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
     /// The character content, borrowed from the input when it came in one
     /// piece.
     fn text_cow(&mut self, element: &'static str) -> Result<Cow<'a, str>> {
+        // Never holds NUL (see below).
+        if let Some(text) = self.reader.leaf_text() {
+            return Ok(Cow::Borrowed(text));
+        }
         let mut out: Option<Cow<'a, str>> = None;
         loop {
             match self.next()? {
@@ -182,30 +204,44 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         })
     }
 
-    fn syncml(&mut self) -> Result<SyncMl> {
-        let mut header = None;
-        let mut body = None;
+    fn syncml(&mut self, msg: &mut SyncMl) -> Result<()> {
+        let (mut header, mut body) = (false, false);
         self.children("SyncML", |p, t| {
             match t {
-                Tag::SYNC_HDR => header = Some(p.sync_hdr()?),
-                Tag::SYNC_BODY => body = Some(p.sync_body()?),
+                Tag::SYNC_HDR => {
+                    p.sync_hdr(&mut msg.header)?;
+                    header = true;
+                }
+                Tag::SYNC_BODY => {
+                    msg.body = SyncBody::default();
+                    p.sync_body(&mut msg.body)?;
+                    body = true;
+                }
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
-        let header = header.ok_or_else(|| self.missing("SyncML", "SyncHdr"))?;
-        let body = body.ok_or_else(|| self.missing("SyncML", "SyncBody"))?;
-        Ok(SyncMl { header, body })
+        if !header {
+            return Err(self.missing("SyncML", "SyncHdr"));
+        }
+        if !body {
+            return Err(self.missing("SyncML", "SyncBody"));
+        }
+        Ok(())
     }
 
     fn missing(&self, parent: &'static str, missing: &'static str) -> DecodeError {
         self.error(DecodeErrorKind::Missing { parent, missing })
     }
 
-    fn sync_hdr(&mut self) -> Result<SyncHdr> {
+    fn sync_hdr(&mut self, hdr: &mut SyncHdr) -> Result<()> {
+        // A second SyncHdr replaces the first, as a whole.
+        hdr.resp_uri = None;
+        hdr.no_resp = false;
+        hdr.cred = None;
+        hdr.meta = None;
         let (mut ver_dtd, mut ver_proto, mut session_id, mut msg_id) = (None, None, None, None);
         let (mut target, mut source) = (None, None);
-        let mut hdr = SyncHdr::new("", 0, Location::default(), Location::default());
         self.children("SyncHdr", |p, t| {
             match t {
                 Tag::VER_DTD => ver_dtd = Some(p.trimmed("VerDTD")?),
@@ -215,12 +251,9 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::TARGET => target = Some(p.location("Target")?),
                 Tag::SOURCE => source = Some(p.location("Source")?),
                 Tag::RESP_URI => hdr.resp_uri = Some(p.trimmed("RespURI")?),
-                Tag::NO_RESP => {
-                    hdr.no_resp = true;
-                    p.skip()?;
-                }
-                Tag::CRED => hdr.cred = Some(p.cred()?),
-                Tag::META => hdr.meta = Some(p.meta()?),
+                Tag::NO_RESP => flag(p, &mut hdr.no_resp)?,
+                Tag::CRED => p.cred(&mut hdr.cred)?,
+                Tag::META => p.meta(&mut hdr.meta)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -231,7 +264,7 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         hdr.msg_id = msg_id.ok_or_else(|| self.missing("SyncHdr", "MsgID"))?;
         hdr.target = target.ok_or_else(|| self.missing("SyncHdr", "Target"))?;
         hdr.source = source.ok_or_else(|| self.missing("SyncHdr", "Source"))?;
-        Ok(hdr)
+        Ok(())
     }
 
     fn location(&mut self, element: &'static str) -> Result<Location> {
@@ -254,35 +287,35 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         Ok(self.location(element)?.loc_uri)
     }
 
-    fn cred(&mut self) -> Result<Cred> {
-        let mut cred = Cred::default();
+    /// `<Cred>`, decoded into `slot` (in place).
+    fn cred(&mut self, slot: &mut Option<Cred>) -> Result<()> {
+        let cred = slot.insert(Cred::default());
         self.children("Cred", |p, t| {
             match t {
-                Tag::META => cred.meta = Some(p.meta()?),
+                Tag::META => p.meta(&mut cred.meta)?,
                 Tag::DATA => cred.data = p.trimmed("Data")?,
                 _ => return Ok(false),
             }
             Ok(true)
-        })?;
-        Ok(cred)
+        })
     }
 
-    fn chal(&mut self) -> Result<Chal> {
-        let mut chal = Chal::default();
+    /// `<Chal>`, decoded into `slot` (in place).
+    fn chal(&mut self, slot: &mut Option<Chal>) -> Result<()> {
+        let chal = slot.insert(Chal::default());
         self.children("Chal", |p, t| {
             if t == Tag::META {
-                chal.meta = p.meta()?;
+                chal.meta = Meta::default();
+                p.meta_into(&mut chal.meta, "Meta")?;
                 return Ok(true);
             }
             Ok(false)
-        })?;
-        Ok(chal)
+        })
     }
 
-    fn meta(&mut self) -> Result<Meta> {
-        let mut meta = Meta::default();
-        self.meta_into(&mut meta, "Meta")?;
-        Ok(meta)
+    /// `<Meta>`, decoded into `slot` (in place: a Meta is 200 bytes).
+    fn meta(&mut self, slot: &mut Option<Meta>) -> Result<()> {
+        self.meta_into(slot.insert(Meta::default()), "Meta")
     }
 
     fn meta_into(&mut self, meta: &mut Meta, element: &'static str) -> Result<()> {
@@ -311,46 +344,75 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         })
     }
 
-    fn sync_body(&mut self) -> Result<SyncBody> {
-        let mut body = SyncBody::default();
+    fn sync_body(&mut self, body: &mut SyncBody) -> Result<()> {
         self.children("SyncBody", |p, t| {
             if t == Tag::FINAL {
                 body.is_final = true;
                 p.skip()?;
                 return Ok(true);
             }
-            match p.command(t)? {
-                Some(cmd) => body.commands.push(cmd),
-                None => return Ok(false),
-            }
-            Ok(true)
-        })?;
-        Ok(body)
+            p.command(t, &mut body.commands)
+        })
     }
 
-    /// Decodes the command whose start tag was just read; `None` for an
-    /// element that is not a DM command (left for the caller to skip).
-    fn command(&mut self, t: Tag) -> Result<Option<Command>> {
-        Ok(Some(match t {
-            Tag::ADD => Command::Add(self.item_command("Add")?),
-            Tag::COPY => Command::Copy(self.item_command("Copy")?),
-            Tag::DELETE => Command::Delete(self.item_command("Delete")?),
-            Tag::GET => Command::Get(self.item_command("Get")?),
-            Tag::REPLACE => Command::Replace(self.item_command("Replace")?),
-            Tag::ALERT => Command::Alert(self.alert()?),
-            Tag::EXEC => Command::Exec(self.exec()?),
-            Tag::ATOMIC => Command::Atomic(self.container("Atomic")?),
-            Tag::SEQUENCE => Command::Sequence(self.container("Sequence")?),
-            Tag::STATUS => Command::Status(self.status()?),
-            Tag::RESULTS => Command::Results(self.results()?),
-            _ => return Ok(None),
-        }))
+    /// Decodes the command whose start tag was just read onto the end of
+    /// `out`, in place (a Command is over 500 bytes); `false`, with nothing
+    /// pushed, for an element that is not a DM command (left for the caller
+    /// to skip).
+    fn command(&mut self, t: Tag, out: &mut Vec<Command>) -> Result<bool> {
+        out.push(match t {
+            Tag::ADD => Command::Add(ItemCommand::default()),
+            Tag::COPY => Command::Copy(ItemCommand::default()),
+            Tag::DELETE => Command::Delete(ItemCommand::default()),
+            Tag::GET => Command::Get(ItemCommand::default()),
+            Tag::REPLACE => Command::Replace(ItemCommand::default()),
+            Tag::ALERT => Command::Alert(Alert {
+                cmd_id: 0,
+                no_resp: false,
+                cred: None,
+                data: None,
+                correlator: None,
+                items: Vec::new(),
+            }),
+            Tag::EXEC => Command::Exec(Exec::default()),
+            Tag::ATOMIC => Command::Atomic(Container::default()),
+            Tag::SEQUENCE => Command::Sequence(Container::default()),
+            Tag::STATUS => Command::Status(Status {
+                cmd_id: 0,
+                msg_ref: None,
+                cmd_ref: 0,
+                cmd: String::new(),
+                target_refs: Vec::new(),
+                source_refs: Vec::new(),
+                cred: None,
+                chal: None,
+                data: StatusCode(0),
+                items: Vec::new(),
+            }),
+            Tag::RESULTS => Command::Results(Results::default()),
+            _ => return Ok(false),
+        });
+        let Some(cmd) = out.last_mut() else {
+            return Ok(true);
+        };
+        match cmd {
+            Command::Add(c) => self.item_command("Add", c)?,
+            Command::Copy(c) => self.item_command("Copy", c)?,
+            Command::Delete(c) => self.item_command("Delete", c)?,
+            Command::Get(c) => self.item_command("Get", c)?,
+            Command::Replace(c) => self.item_command("Replace", c)?,
+            Command::Alert(a) => self.alert(a)?,
+            Command::Exec(e) => self.exec(e)?,
+            Command::Atomic(c) => self.container("Atomic", c)?,
+            Command::Sequence(c) => self.container("Sequence", c)?,
+            Command::Status(st) => self.status(st)?,
+            Command::Results(r) => self.results(r)?,
+        }
+        Ok(true)
     }
 
-    fn item_command(&mut self, element: &'static str) -> Result<ItemCommand> {
+    fn item_command(&mut self, element: &'static str, c: &mut ItemCommand) -> Result<()> {
         let mut cmd_id = None;
-        let mut c = ItemCommand::default();
-        let mut raw_items = RawItems::default();
         self.children(element, |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -358,95 +420,73 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::ARCHIVE => flag(p, &mut c.archive)?,
                 Tag::SFT_DEL => flag(p, &mut c.sft_del)?,
                 Tag::LANG => c.lang = Some(p.trimmed("Lang")?),
-                Tag::CRED => c.cred = Some(p.cred()?),
-                Tag::META => c.meta = Some(p.meta()?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::CRED => p.cred(&mut c.cred)?,
+                Tag::META => p.meta(&mut c.meta)?,
+                Tag::ITEM => p.item(&mut c.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
-        c.items = raw_items.resolve(c.meta.as_ref());
-        Ok(c)
+        resolve_items(&mut c.items, c.meta.as_ref());
+        Ok(())
     }
 
-    fn alert(&mut self) -> Result<Alert> {
+    fn alert(&mut self, a: &mut Alert) -> Result<()> {
         let mut cmd_id = None;
-        let mut a = Alert::new(AlertCode(0));
-        a.data = None;
-        let mut raw_items = RawItems::default();
         self.children("Alert", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
                 Tag::NO_RESP => flag(p, &mut a.no_resp)?,
-                Tag::CRED => a.cred = Some(p.cred()?),
+                Tag::CRED => p.cred(&mut a.cred)?,
                 Tag::DATA => a.data = Some(AlertCode(p.number("Data")?)),
                 Tag::CORRELATOR => a.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut a.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         a.cmd_id = cmd_id.ok_or_else(|| self.missing("Alert", "CmdID"))?;
-        a.items = raw_items.resolve(None);
-        Ok(a)
+        resolve_items(&mut a.items, None);
+        Ok(())
     }
 
-    fn exec(&mut self) -> Result<Exec> {
+    fn exec(&mut self, e: &mut Exec) -> Result<()> {
         let mut cmd_id = None;
-        let mut e = Exec::default();
-        let mut raw_items = RawItems::default();
         self.children("Exec", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
                 Tag::NO_RESP => flag(p, &mut e.no_resp)?,
-                Tag::CRED => e.cred = Some(p.cred()?),
-                Tag::META => e.meta = Some(p.meta()?),
+                Tag::CRED => p.cred(&mut e.cred)?,
+                Tag::META => p.meta(&mut e.meta)?,
                 Tag::CORRELATOR => e.correlator = Some(p.trimmed("Correlator")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut e.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         e.cmd_id = cmd_id.ok_or_else(|| self.missing("Exec", "CmdID"))?;
-        e.items = raw_items.resolve(e.meta.as_ref());
-        Ok(e)
+        resolve_items(&mut e.items, e.meta.as_ref());
+        Ok(())
     }
 
-    fn container(&mut self, element: &'static str) -> Result<Container> {
+    fn container(&mut self, element: &'static str, c: &mut Container) -> Result<()> {
         let mut cmd_id = None;
-        let mut c = Container::default();
         self.children(element, |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
                 Tag::NO_RESP => flag(p, &mut c.no_resp)?,
-                Tag::META => c.meta = Some(p.meta()?),
-                _ => match p.command(t)? {
-                    Some(cmd) => c.commands.push(cmd),
-                    None => return Ok(false),
-                },
+                Tag::META => p.meta(&mut c.meta)?,
+                _ => return p.command(t, &mut c.commands),
             }
             Ok(true)
         })?;
         c.cmd_id = cmd_id.ok_or_else(|| self.missing(element, "CmdID"))?;
-        Ok(c)
+        Ok(())
     }
 
-    fn status(&mut self) -> Result<Status> {
+    fn status(&mut self, s: &mut Status) -> Result<()> {
         let (mut cmd_id, mut cmd, mut data) = (None, None, None);
-        let mut s = Status {
-            cmd_id: 0,
-            msg_ref: None,
-            cmd_ref: 0,
-            cmd: String::new(),
-            target_refs: Vec::new(),
-            source_refs: Vec::new(),
-            cred: None,
-            chal: None,
-            data: StatusCode(0),
-            items: Vec::new(),
-        };
-        let mut raw_items = RawItems::default();
         self.children("Status", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
@@ -455,10 +495,10 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                 Tag::CMD => cmd = Some(p.trimmed("Cmd")?),
                 Tag::TARGET_REF => s.target_refs.push(p.trimmed("TargetRef")?),
                 Tag::SOURCE_REF => s.source_refs.push(p.trimmed("SourceRef")?),
-                Tag::CRED => s.cred = Some(p.cred()?),
-                Tag::CHAL => s.chal = Some(p.chal()?),
+                Tag::CRED => p.cred(&mut s.cred)?,
+                Tag::CHAL => p.chal(&mut s.chal)?,
                 Tag::DATA => data = Some(StatusCode(p.number("Data")?)),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut s.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -466,58 +506,62 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
         s.cmd_id = cmd_id.ok_or_else(|| self.missing("Status", "CmdID"))?;
         s.cmd = cmd.ok_or_else(|| self.missing("Status", "Cmd"))?;
         s.data = data.ok_or_else(|| self.missing("Status", "Data"))?;
-        s.items = raw_items.resolve(None);
-        Ok(s)
+        resolve_items(&mut s.items, None);
+        Ok(())
     }
 
-    fn results(&mut self) -> Result<Results> {
+    fn results(&mut self, r: &mut Results) -> Result<()> {
         let (mut cmd_id, mut cmd_ref) = (None, None);
-        let mut r = Results::default();
-        let mut raw_items = RawItems::default();
         self.children("Results", |p, t| {
             match t {
                 Tag::CMD_ID => cmd_id = Some(p.number("CmdID")?),
                 Tag::MSG_REF => r.msg_ref = Some(p.number("MsgRef")?),
                 Tag::CMD_REF => cmd_ref = Some(p.number("CmdRef")?),
-                Tag::META => r.meta = Some(p.meta()?),
+                Tag::META => p.meta(&mut r.meta)?,
                 Tag::TARGET_REF => r.target_ref = Some(p.trimmed("TargetRef")?),
                 Tag::SOURCE_REF => r.source_ref = Some(p.trimmed("SourceRef")?),
-                Tag::ITEM => p.item(&mut raw_items)?,
+                Tag::ITEM => p.item(&mut r.items)?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         r.cmd_id = cmd_id.ok_or_else(|| self.missing("Results", "CmdID"))?;
         r.cmd_ref = cmd_ref.ok_or_else(|| self.missing("Results", "CmdRef"))?;
-        r.items = raw_items.resolve(r.meta.as_ref());
-        Ok(r)
+        resolve_items(&mut r.items, r.meta.as_ref());
+        Ok(())
     }
 
-    fn item(&mut self, raw: &mut RawItems) -> Result<()> {
-        let mut item = Item::default();
-        let mut data = None;
+    /// An Item, decoded in place at the end of `items`. Its Data is
+    /// provisional until [`resolve_items`]: what it means depends on the
+    /// Meta Format, which may come after it (the command's, or the Item's).
+    fn item(&mut self, items: &mut Vec<Item>) -> Result<()> {
+        items.push(Item::default());
+        let Some(item) = items.last_mut() else {
+            return Ok(());
+        };
         self.children("Item", |p, t| {
             match t {
                 Tag::TARGET => item.target = Some(p.location("Target")?),
                 Tag::SOURCE => item.source = Some(p.location("Source")?),
                 Tag::SOURCE_PARENT => item.source_parent = Some(p.parent_uri("SourceParent")?),
                 Tag::TARGET_PARENT => item.target_parent = Some(p.parent_uri("TargetParent")?),
-                Tag::META => item.meta = Some(p.meta()?),
-                Tag::DATA => data = Some(p.raw_data()?),
+                Tag::META => p.meta(&mut item.meta)?,
+                Tag::DATA => item.data = Some(p.raw_data()?.provisional()),
                 Tag::MORE_DATA => flag(p, &mut item.more_data)?,
                 _ => return Ok(false),
             }
             Ok(true)
-        })?;
-        raw.items.push(item);
-        raw.data.push(data);
-        Ok(())
+        })
     }
 
     /// The content of `<Data>` as received; what it means depends on the
     /// Meta Format, which may come after it, so it is resolved later.
     fn raw_data(&mut self) -> Result<RawData> {
         let mut raw = RawData::default();
+        if let Some(text) = self.reader.leaf_text() {
+            raw.text.push_str(text);
+            return Ok(raw);
+        }
         // Once markup has started, the text since the last element.
         let mut text: Option<Cow<'a, str>> = None;
         loop {
@@ -817,34 +861,33 @@ impl RawData {
             None => self.text.as_bytes(),
         }
     }
-}
 
-/// The Items of a command as received: their Data is resolved once the
-/// command's Meta (which may come after them) is known.
-#[derive(Default)]
-struct RawItems {
-    items: Vec<Item>,
-    /// The Data of each of `items`.
-    data: Vec<Option<RawData>>,
-}
-
-impl RawItems {
-    /// The Items with their Data resolved under the effective Format, in
-    /// place (an Item is a few hundred bytes: not worth moving again).
-    fn resolve(self, cmd_meta: Option<&Meta>) -> Vec<Item> {
-        let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
-        let RawItems { mut items, data } = self;
-        for (item, data) in items.iter_mut().zip(data) {
-            if let Some(d) = data {
-                let format = item
-                    .meta
-                    .as_ref()
-                    .and_then(|m| m.format.as_deref())
-                    .or(cmd_format);
-                item.data = Some(resolve_data(d, format));
-            }
+    /// The Data as received, before its Format is known: markup as
+    /// `Xml`, OPAQUE (and the text around it) as `Binary`, text as `Text`.
+    /// [`resolve_data`] makes it the model value.
+    fn provisional(self) -> Data {
+        match (self.markup, self.opaque) {
+            (Some(m), _) => Data::Xml(m),
+            (None, Some(bytes)) => Data::Binary(bytes),
+            (None, None) => Data::Text(self.text),
         }
-        items
+    }
+}
+
+/// Resolves the provisional Data of `items` (see `Parser::item`) under the
+/// effective Format, in place (an Item is a few hundred bytes: not worth
+/// moving again).
+fn resolve_items(items: &mut [Item], cmd_meta: Option<&Meta>) {
+    let cmd_format = cmd_meta.and_then(|m| m.format.as_deref());
+    for item in items {
+        if let Some(d) = item.data.take() {
+            let format = item
+                .meta
+                .as_ref()
+                .and_then(|m| m.format.as_deref())
+                .or(cmd_format);
+            item.data = Some(resolve_data(d, format));
+        }
     }
 }
 
@@ -859,30 +902,30 @@ fn effective_format<'m>(item: &'m Item, cmd_meta: Option<&'m Meta>) -> Option<&'
 /// base64 (as XML must carry binary); OPAQUE is raw bytes, except that under
 /// Format `b64` it may hold base64 text (`QUIRKS.md`: some encoders put all
 /// Data in OPAQUE) and under a text format it is text when it is UTF-8.
-fn resolve_data(raw: RawData, format: Option<&str>) -> Data {
-    if let Some(m) = raw.markup {
-        return Data::Xml(m);
-    }
+fn resolve_data(raw: Data, format: Option<&str>) -> Data {
     let binary = matches!(format, Some("b64" | "bin"));
-    let Some(bytes) = raw.opaque else {
-        let mut text = raw.text;
-        // Strip the trailing NULs (`strip_nul`) before the base64 test, so
-        // that the test sees what a re-encoding of the value would carry.
-        while text.ends_with('\0') {
-            text.pop();
-        }
-        if binary {
-            if let Some(decoded) = decode_b64(text.as_bytes()) {
-                return Data::Binary(decoded);
+    let bytes = match raw {
+        Data::Xml(m) => return Data::Xml(m),
+        Data::Binary(bytes) => bytes,
+        Data::Text(mut text) => {
+            // Strip the trailing NULs (`strip_nul`) before the base64 test, so
+            // that the test sees what a re-encoding of the value would carry.
+            while text.ends_with('\0') {
+                text.pop();
             }
-            // Under a binary Format, text that is not base64 stays text,
-            // unless it holds NUL: WBXML carries that only as OPAQUE, which
-            // is bytes here.
-            if text.contains('\0') {
-                return Data::Binary(text.into_bytes());
+            if binary {
+                if let Some(decoded) = decode_b64(text.as_bytes()) {
+                    return Data::Binary(decoded);
+                }
+                // Under a binary Format, text that is not base64 stays text,
+                // unless it holds NUL: WBXML carries that only as OPAQUE, which
+                // is bytes here.
+                if text.contains('\0') {
+                    return Data::Binary(text.into_bytes());
+                }
             }
+            return Data::Text(strip_nul(text));
         }
-        return Data::Text(strip_nul(text));
     };
     if format == Some("b64") {
         if let Some(decoded) = decode_b64(&bytes) {

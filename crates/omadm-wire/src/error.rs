@@ -38,13 +38,29 @@ impl Default for Limits {
 }
 
 /// Why a message could not be decoded, and where.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} (at byte {offset})")]
-pub struct DecodeError {
-    /// Byte offset in the input where the problem was found.
-    pub offset: usize,
-    /// What was wrong.
-    pub kind: DecodeErrorKind,
+///
+/// One pointer wide: the offset and the kind live on the heap, so that the
+/// `Result`s the decoders pass for every event and value stay small (a
+/// 64-byte error made each of them 64 bytes, issue #2). Errors are rare;
+/// their allocation is not.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} (at byte {})", .0.kind, .0.offset)]
+pub struct DecodeError(Box<Located>);
+
+/// The payload of a [`DecodeError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Located {
+    offset: usize,
+    kind: DecodeErrorKind,
+}
+
+impl std::fmt::Debug for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeError")
+            .field("offset", &self.0.offset)
+            .field("kind", &self.0.kind)
+            .finish()
+    }
 }
 
 /// What was wrong with an undecodable message.
@@ -120,14 +136,31 @@ pub enum DecodeErrorKind {
 }
 
 impl DecodeError {
-    pub(crate) fn new(offset: usize, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError { offset, kind }
+    /// An error of this kind at this byte offset.
+    #[cold]
+    pub fn new(offset: usize, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError(Box::new(Located { offset, kind }))
+    }
+
+    /// Byte offset in the input where the problem was found.
+    pub fn offset(&self) -> usize {
+        self.0.offset
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> &DecodeErrorKind {
+        &self.0.kind
+    }
+
+    /// What was wrong, by value.
+    pub fn into_kind(self) -> DecodeErrorKind {
+        self.0.kind
     }
 
     /// The SyncML status a receiver answers this error with: 413 for an
     /// oversize message, 400 (bad request) otherwise.
     pub fn status(&self) -> StatusCode {
-        match self.kind {
+        match self.0.kind {
             DecodeErrorKind::MessageTooLarge { .. } | DecodeErrorKind::StringTooLong { .. } => {
                 StatusCode::REQUEST_ENTITY_TOO_LARGE
             }

@@ -42,6 +42,19 @@ pub trait EventReader<'a> {
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError>;
     /// Byte offset of the reader in its input, for error messages.
     fn offset(&self) -> usize;
+    /// A shortcut for the most common element, a leaf holding only text:
+    /// called just after the `Start` of an element, returns its character
+    /// data and consumes its `End` when the content is one piece of text
+    /// that needs no resolving and holds no NUL. `None` otherwise, with
+    /// nothing consumed: the caller then reads the content as events. Never
+    /// an error (the events report any).
+    fn leaf_text(&mut self) -> Option<&'a str> {
+        None
+    }
+    /// Skips whitespace-only character data that runs up to the next markup,
+    /// for a caller that ignores text there (indentation between elements).
+    /// Skips nothing that `next_event` would have reported as an error.
+    fn skip_blank_text(&mut self) {}
 }
 
 /// A sink of events: one per encoding.
@@ -158,6 +171,11 @@ impl Budget {
     /// Call when an element closes.
     pub(crate) fn close(&mut self) {
         self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// The longest string or opaque value allowed.
+    pub(crate) fn max_string_len(&self) -> usize {
+        self.limits.max_string_len
     }
 
     /// Check a string or opaque length.

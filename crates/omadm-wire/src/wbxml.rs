@@ -280,7 +280,7 @@ impl<'a> WbxmlReader<'a> {
             strtbl,
             page: Page::SyncMl,
             budget,
-            open: Vec::new(),
+            open: Vec::with_capacity(16),
             pending_end: false,
             state: State::Prolog,
             limits: limits.clone(),
@@ -410,13 +410,14 @@ impl<'a> WbxmlReader<'a> {
                 Ok(Event::Eof) => return Ok(Some(events)),
                 Ok(ev) => events.push(ev),
                 Err(e) => {
-                    let kind = match e.kind {
+                    let offset = e.offset();
+                    let kind = match e.into_kind() {
                         DecodeErrorKind::Wbxml(m) => {
                             DecodeErrorKind::Wbxml(format!("nested TNDS document: {m}"))
                         }
                         kind => kind,
                     };
-                    return Err(DecodeError::new(base + e.offset, kind));
+                    return Err(DecodeError::new(base + offset, kind));
                 }
             }
         }
@@ -513,6 +514,7 @@ impl<'a> WbxmlReader<'a> {
         self.open_element(at, open, token & TAG_CONTENT != 0)
     }
 
+    #[inline]
     fn open_element(
         &mut self,
         at: usize,
@@ -646,6 +648,32 @@ impl<'a> EventReader<'a> for WbxmlReader<'a> {
 
     fn offset(&self) -> usize {
         self.pos
+    }
+
+    /// `STR_I text END`, or the end of an element without content.
+    fn leaf_text(&mut self) -> Option<&'a str> {
+        if !self.nested.is_empty() || !matches!(self.state, State::Content) {
+            return None;
+        }
+        if self.pending_end {
+            self.pending_end = false;
+            self.close();
+            return Some("");
+        }
+        let start = self.pos.checked_add(1)?;
+        if self.input.get(self.pos) != Some(&STR_I) {
+            return None;
+        }
+        let rest = self.input.get(start..)?;
+        let len = memchr::memchr(0, rest)?;
+        // Over the limit, or not UTF-8: the event path reports it.
+        if len > self.budget.max_string_len() || rest.get(len + 1) != Some(&END) {
+            return None;
+        }
+        let text = std::str::from_utf8(rest.get(..len)?).ok()?;
+        self.pos = start + len + 2;
+        self.close();
+        Some(text)
     }
 }
 
@@ -959,9 +987,10 @@ fn wbxml(offset: usize, message: impl Into<String>) -> DecodeError {
 
 /// Prefixes a WBXML error message with the field it was found in.
 fn in_context(err: DecodeError, what: &str) -> DecodeError {
-    match err.kind {
-        DecodeErrorKind::Wbxml(message) => wbxml(err.offset, format!("{what}: {message}")),
-        kind => DecodeError::new(err.offset, kind),
+    let offset = err.offset();
+    match err.into_kind() {
+        DecodeErrorKind::Wbxml(message) => wbxml(offset, format!("{what}: {message}")),
+        kind => DecodeError::new(offset, kind),
     }
 }
 
@@ -1007,13 +1036,30 @@ mod tests {
         panic!("reader did not reach Eof");
     }
 
+    #[test]
+    fn leaf_text_reads_one_inline_string_and_its_end() {
+        // <SyncML><CmdID>"12"</CmdID><Final/><CmdID>"a" "b"</CmdID></SyncML>
+        let input = msg(&hex("6D 4B 03 31 32 00 01 12 4B 03 61 00 03 62 00 01 01"));
+        let mut r = WbxmlReader::new(&input, &Limits::default()).unwrap();
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::SYNCML)));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::CMD_ID)));
+        assert_eq!(r.leaf_text(), Some("12"));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::FINAL)));
+        assert_eq!(r.leaf_text(), Some(""));
+        assert_eq!(r.next_event(), Ok(Event::Start(Tag::CMD_ID)));
+        // Two strings: left to the events, nothing consumed.
+        assert_eq!(r.leaf_text(), None);
+        assert_eq!(r.next_event(), Ok(Event::Text("a".into())));
+        assert_eq!(r.next_event(), Ok(Event::Text("b".into())));
+        assert_eq!(r.next_event(), Ok(Event::End));
+        assert_eq!(r.next_event(), Ok(Event::End));
+        assert_eq!(r.next_event(), Ok(Event::Eof));
+    }
+
     /// The error message of a failed read (of a Wbxml error).
     fn wbxml_err(input: &[u8]) -> String {
-        match read_all(input) {
-            Err(DecodeError {
-                kind: DecodeErrorKind::Wbxml(message),
-                ..
-            }) => message,
+        match read_all(input).map_err(DecodeError::into_kind) {
+            Err(DecodeErrorKind::Wbxml(message)) => message,
             other => panic!("expected a WBXML error, got {other:?}"),
         }
     }
@@ -1117,7 +1163,7 @@ mod tests {
         assert!(err.to_string().contains("overflows"), "{err}");
         let err = read_mb_u_int32(&hex("81"), 0).unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
-        assert_eq!(err.offset, 1);
+        assert_eq!(err.offset(), 1);
     }
 
     // §7.1: package 1, decoded and re-encoded byte for byte.
@@ -1337,14 +1383,17 @@ mod tests {
             ..Limits::default()
         };
         let err = WbxmlReader::new(&bytes, &small).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::MessageTooLarge { .. }));
+        assert!(matches!(
+            err.kind(),
+            DecodeErrorKind::MessageTooLarge { .. }
+        ));
 
         let shallow = Limits {
             max_depth: 2,
             ..Limits::default()
         };
         let err = read_all_with(&bytes, &shallow).unwrap_err();
-        assert!(matches!(err.kind, DecodeErrorKind::TooDeep { limit: 2 }));
+        assert!(matches!(err.kind(), DecodeErrorKind::TooDeep { limit: 2 }));
 
         let few = Limits {
             max_elements: 5,
@@ -1352,7 +1401,7 @@ mod tests {
         };
         let err = read_all_with(&bytes, &few).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::TooManyElements { limit: 5 }
         ));
 
@@ -1362,12 +1411,12 @@ mod tests {
         };
         let err = read_all_with(&bytes, &short).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::StringTooLong { len: 6, .. }
         ));
         let err = read_all_with(&msg(&hex("6D C3 04 01 02 03 04 01")), &short).unwrap_err();
         assert!(matches!(
-            err.kind,
+            err.kind(),
             DecodeErrorKind::StringTooLong { len: 4, .. }
         ));
     }
@@ -1467,8 +1516,11 @@ mod tests {
     #[test]
     fn unbalanced_document_names_the_open_element() {
         let err = read_all(&msg(&hex("6D 6C 71 03 31 00"))).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::UnexpectedEof("<VerDTD>".into()));
-        assert_eq!(err.offset, 11);
+        assert_eq!(
+            *err.kind(),
+            DecodeErrorKind::UnexpectedEof("<VerDTD>".into())
+        );
+        assert_eq!(err.offset(), 11);
         assert!(err.to_string().contains("inside <VerDTD>"));
     }
 
@@ -1479,9 +1531,9 @@ mod tests {
             let prefix = &bytes[..len];
             let err = read_all(prefix).expect_err("a truncated document must not decode");
             assert!(
-                err.offset <= len,
+                err.offset() <= len,
                 "offset {} beyond input {len}",
-                err.offset
+                err.offset()
             );
         }
     }
@@ -1492,7 +1544,7 @@ mod tests {
         let mut reader = WbxmlReader::new(&bytes, &Limits::default()).unwrap();
         assert_eq!(reader.next_event(), Ok(Event::Start(Tag::SYNCML)));
         let first = reader.next_event().unwrap_err();
-        assert_eq!(first.offset, 6);
+        assert_eq!(first.offset(), 6);
         assert_eq!(reader.next_event(), Err(first));
     }
 

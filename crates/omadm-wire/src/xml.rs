@@ -71,6 +71,9 @@ pub struct XmlReader<'a> {
     namespaces: Vec<(&'a str, Option<Page>)>,
     /// Namespace declarations in scope, innermost last.
     bindings: Vec<Binding<'a>>,
+    /// The default namespace in scope: the innermost `xmlns` of `bindings`
+    /// (or unbound), kept at hand for the common unprefixed element.
+    default_ns: Ns,
     /// The last start tag was an empty-element tag: its `End` is due next.
     pending_end: bool,
     /// A fragment may have several roots and text at top level.
@@ -132,9 +135,13 @@ impl<'a> XmlReader<'a> {
             lexer: Lexer::new(body),
             budget,
             base,
-            open: Vec::new(),
-            namespaces: Vec::new(),
-            bindings: Vec::new(),
+            // Room for the depth of a typical message and its few
+            // namespaces: grown from empty, they would be reallocated
+            // three times per message.
+            open: Vec::with_capacity(16),
+            namespaces: Vec::with_capacity(4),
+            bindings: Vec::with_capacity(4),
+            default_ns: Ns::Unbound,
             pending_end: false,
             fragment,
             leading_feff,
@@ -160,7 +167,6 @@ impl<'a> XmlReader<'a> {
         }
         let mut default = false;
         for (prefix, value) in namespace_declarations(attrs) {
-            default |= prefix.is_empty();
             let ns = if value.trim_ascii().is_empty() {
                 Ns::Unbound
             } else {
@@ -169,6 +175,10 @@ impl<'a> XmlReader<'a> {
                     None => Ns::Other,
                 }
             };
+            if prefix.is_empty() {
+                default = true;
+                self.default_ns = ns;
+            }
             self.bindings.push(Binding { depth, prefix, ns });
         }
         default
@@ -177,6 +187,9 @@ impl<'a> XmlReader<'a> {
     /// The namespace of an element with this prefix (empty: none), by the
     /// innermost declaration in scope.
     fn resolve(&self, prefix: &str) -> Option<Ns> {
+        if prefix.is_empty() {
+            return Some(self.default_ns);
+        }
         match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
             Some(b) => Some(b.ns),
             None if prefix.is_empty() => Some(Ns::Unbound),
@@ -197,6 +210,17 @@ impl<'a> XmlReader<'a> {
             return Err(self.err(DecodeErrorKind::Xml("a second root element".into())));
         }
         self.budget.open(offset)?;
+        let parent = self.open.last().and_then(|o| o.page);
+        // Most elements: no attribute, no prefix, so the namespace is the
+        // default one in scope, inherited (the rules below, specialized).
+        if attrs.is_empty() && local_at == 0 {
+            let tag = match self.default_ns {
+                Ns::Other if parent.is_none() => None,
+                Ns::Known(p) => lookup(qname.as_bytes(), parent, Some(p)),
+                Ns::Other | Ns::Unbound => lookup(qname.as_bytes(), parent, None),
+            };
+            return self.opened(tag, parent, qname, qname);
+        }
         let declares_default = self.declare(attrs, self.open.len());
         let (prefix, local) = match local_at {
             0 => ("", qname),
@@ -217,7 +241,6 @@ impl<'a> XmlReader<'a> {
         // An explicit declaration on this element (or a prefix) wins; an
         // inherited namespace defers to the parent's page first.
         let explicit = !prefix.is_empty() || declares_default;
-        let parent = self.open.last().and_then(|o| o.page);
         let bound_to_other = matches!(ns, Ns::Other);
         let tag = if bound_to_other && (explicit || parent.is_none()) {
             // A namespace we do not know: not one of ours.
@@ -227,6 +250,17 @@ impl<'a> XmlReader<'a> {
         } else {
             lookup(local.as_bytes(), parent, declared)
         };
+        self.opened(tag, parent, qname, local)
+    }
+
+    /// Pushes the element just started, with its tag if it has one.
+    fn opened(
+        &mut self,
+        tag: Option<Tag>,
+        parent: Option<Page>,
+        qname: &'a str,
+        local: &'a str,
+    ) -> Result<Event<'a>, DecodeError> {
         self.open.push(Open {
             page: tag.map(|t| t.page).or(parent),
             tag,
@@ -252,8 +286,17 @@ impl<'a> XmlReader<'a> {
         self.budget.close();
         self.open.pop();
         let depth = self.open.len();
-        while self.bindings.last().is_some_and(|b| b.depth >= depth) {
-            self.bindings.pop();
+        let mut default_ended = false;
+        while let Some(b) = self.bindings.pop_if(|b| b.depth >= depth) {
+            default_ended |= b.prefix.is_empty();
+        }
+        if default_ended {
+            self.default_ns = self
+                .bindings
+                .iter()
+                .rev()
+                .find(|b| b.prefix.is_empty())
+                .map_or(Ns::Unbound, |b| b.ns);
         }
         if self.open.is_empty() {
             self.root_closed = true;
@@ -288,9 +331,10 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
             return Ok(Event::Text(Cow::Borrowed("\u{feff}")));
         }
         loop {
+            let expected = self.open.last().map_or("", |o| o.qname);
             let token = self
                 .lexer
-                .next_token()
+                .next_token(expected)
                 .map_err(|e| DecodeError::new(self.base + e.at, DecodeErrorKind::Xml(e.message)))?;
             match token {
                 Token::Start {
@@ -303,13 +347,13 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
                     self.pending_end = empty;
                     return Ok(ev);
                 }
-                Token::End(name) => {
+                Token::End { name, expected } => {
                     let Some(open) = self.open.last() else {
                         return Err(self.err(DecodeErrorKind::Xml(format!(
                             "unexpected end tag </{name}> with no open element"
                         ))));
                     };
-                    if open.qname != name {
+                    if !expected {
                         let shown: String = name.chars().take(40).collect();
                         return Err(self.err(DecodeErrorKind::Xml(format!(
                             "expecting </{}> but found </{shown}>",
@@ -348,6 +392,29 @@ impl<'a> EventReader<'a> for XmlReader<'a> {
 
     fn offset(&self) -> usize {
         self.base + self.lexer.position()
+    }
+
+    fn skip_blank_text(&mut self) {
+        // After an empty-element tag the whitespace is its parent's content.
+        if !self.open.is_empty() && !self.leading_feff && !self.pending_end {
+            self.lexer.skip_blank(self.budget.max_string_len());
+        }
+    }
+
+    fn leaf_text(&mut self) -> Option<&'a str> {
+        if self.checked.is_err() || self.leading_feff {
+            return None;
+        }
+        if self.pending_end {
+            self.pending_end = false;
+            self.end();
+            return Some("");
+        }
+        let qname = self.open.last()?.qname;
+        // Over the limit, the text is left for the event path to report.
+        let text = self.lexer.leaf_text(qname, self.budget.max_string_len())?;
+        self.end();
+        Some(text)
     }
 }
 
@@ -549,7 +616,7 @@ mod tests {
         );
         let err = events("<Meta><m:Format xmlns:m='syncml:metinf'/><m:Type/></Meta>").unwrap_err();
         assert!(
-            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("undeclared namespace prefix")),
+            matches!(err.kind(), DecodeErrorKind::Xml(m) if m.contains("undeclared namespace prefix")),
             "{err}"
         );
         // A foreign default namespace ends with its element.
@@ -557,6 +624,25 @@ mod tests {
             events("<x xmlns='urn:other'/><Final/>").unwrap(),
             [
                 Event::StartUnknown("x".into()),
+                Event::End,
+                Event::Start(Tag::FINAL),
+                Event::End,
+            ]
+        );
+    }
+
+    // The default namespace in scope is restored when an element that
+    // redeclared it ends.
+    #[test]
+    fn a_redeclared_default_namespace_ends_with_its_element() {
+        assert_eq!(
+            events("<x xmlns='urn:o'><Type xmlns='syncml:metinf'/><Final/></x><Final/>").unwrap(),
+            [
+                Event::StartUnknown("x".into()),
+                Event::Start(Tag::TYPE),
+                Event::End,
+                Event::StartUnknown("Final".into()),
+                Event::End,
                 Event::End,
                 Event::Start(Tag::FINAL),
                 Event::End,
@@ -582,7 +668,7 @@ mod tests {
     fn unknown_element_names_must_be_xml_names() {
         let err = events("<Node><\u{6}/></Node>").unwrap_err();
         assert!(
-            matches!(&err.kind, DecodeErrorKind::Xml(m) if m.contains("not an XML element name")),
+            matches!(err.kind(), DecodeErrorKind::Xml(m) if m.contains("not an XML element name")),
             "{err}"
         );
         assert_eq!(

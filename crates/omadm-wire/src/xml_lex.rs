@@ -31,7 +31,12 @@ pub(crate) enum Token<'a> {
         empty: bool,
     },
     /// `</name>`: the qualified name, trailing whitespace removed.
-    End(&'a str),
+    End {
+        /// The name.
+        name: &'a str,
+        /// Whether it is the name the reader said it expects.
+        expected: bool,
+    },
     /// Character data as written; `plain` when it holds neither `&` nor CR,
     /// so that it needs no resolving.
     Text {
@@ -71,8 +76,46 @@ impl<'a> Lexer<'a> {
         self.pos
     }
 
+    /// When the input goes on with plain character data (no reference, no
+    /// CR, no NUL, no markup) of at most `max_len` bytes and then exactly
+    /// `</qname>`: that text, with the lexer moved past the end tag.
+    /// Otherwise `None`, and nothing is consumed.
+    ///
+    /// Most elements of a DM message are such leaves (`<CmdID>3</CmdID>`):
+    /// this reads one in one step instead of a text and an end-tag token.
+    pub(crate) fn leaf_text(&mut self, qname: &str, max_len: usize) -> Option<&'a str> {
+        let start = self.pos;
+        let rest = self.input.as_bytes().get(start..)?;
+        let len = find_text_stop(rest)?;
+        if len > max_len || rest.get(len) != Some(&b'<') {
+            return None;
+        }
+        let after = rest.get(len + 1..)?;
+        let name = after.strip_prefix(b"/")?;
+        if name.get(qname.len()) != Some(&b'>') || !starts_with_short(name, qname.as_bytes()) {
+            return None;
+        }
+        self.pos = start + len + qname.len() + 3;
+        Some(self.slice(start, start + len))
+    }
+
+    /// Moves past whitespace of at most `max_len` bytes when markup (`<`)
+    /// follows it; otherwise consumes nothing.
+    pub(crate) fn skip_blank(&mut self, max_len: usize) {
+        let rest = self.input.as_bytes().get(self.pos..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&b| !is_space(b))
+            .unwrap_or(rest.len());
+        if len <= max_len && rest.get(len) == Some(&b'<') {
+            self.pos += len;
+        }
+    }
+
     /// The next token; declarations, PIs, comments and DOCTYPE are skipped.
-    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, LexError> {
+    /// `expected` is the qualified name of the innermost open element (empty
+    /// if none), which an end tag is compared with.
+    pub(crate) fn next_token(&mut self, expected: &str) -> Result<Token<'a>, LexError> {
         loop {
             let bytes = self.input.as_bytes();
             let start = self.pos;
@@ -83,7 +126,7 @@ impl<'a> Lexer<'a> {
                 return Ok(self.text(start));
             }
             match bytes.get(start + 1) {
-                Some(b'/') => return self.end_tag(start),
+                Some(b'/') => return self.end_tag(start, expected),
                 Some(b'?') => self.skip_past(start, start + 2, "?>", "processing instruction")?,
                 Some(b'!') => {
                     let rest = bytes.get(start..).unwrap_or_default();
@@ -155,18 +198,11 @@ impl<'a> Lexer<'a> {
     fn start_tag(&mut self, start: usize) -> Result<Token<'a>, LexError> {
         let bytes = self.input.as_bytes();
         let name_start = start + 1;
-        let mut i = name_start;
-        let mut local = 0;
-        // The name, up to `>`, `/` or whitespace.
-        let stop = loop {
-            match bytes.get(i) {
-                None => return Err(unclosed(start, "start tag")),
-                Some(&b) if b == b'>' || b == b'/' || is_space(b) => break b,
-                Some(b':') if local == 0 => local = i + 1 - name_start,
-                Some(_) => {}
-            }
-            i += 1;
+        let Some((len, local, stop)) = scan_name(bytes.get(name_start..).unwrap_or_default())
+        else {
+            return Err(unclosed(start, "start tag"));
         };
+        let i = name_start + len;
         let name = self.slice(name_start, i);
         if name.is_empty() {
             return Err(LexError {
@@ -235,29 +271,39 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    fn end_tag(&mut self, start: usize) -> Result<Token<'a>, LexError> {
+    /// `</name>`; `expected` is the name the reader expects, which most
+    /// end tags repeat exactly (no whitespace): compared at once.
+    fn end_tag(&mut self, start: usize, expected: &str) -> Result<Token<'a>, LexError> {
         let bytes = self.input.as_bytes();
         let name_start = start + 2;
-        let mut i = name_start;
-        let mut name_end = i;
-        loop {
-            match bytes.get(i) {
-                None => return Err(unclosed(start, "end tag")),
-                Some(b'>') => break,
-                Some(&b) if is_space(b) => {}
-                Some(_) => name_end = i + 1,
-            }
-            i += 1;
+        let rest = bytes.get(name_start..).unwrap_or_default();
+        if !expected.is_empty()
+            && rest.get(expected.len()) == Some(&b'>')
+            && rest.starts_with(expected.as_bytes())
+        {
+            self.pos = name_start + expected.len() + 1;
+            return Ok(Token::End {
+                name: self.slice(name_start, name_start + expected.len()),
+                expected: true,
+            });
         }
-        self.pos = i + 1;
-        let name = self.slice(name_start, name_end);
-        if name.is_empty() || bytes.get(name_start).copied().is_some_and(is_space) {
+        let Some(gt) = memchr::memchr(b'>', rest) else {
+            return Err(unclosed(start, "end tag"));
+        };
+        self.pos = name_start + gt + 1;
+        let name = self
+            .slice(name_start, name_start + gt)
+            .trim_end_matches(is_space_char);
+        if name.is_empty() || rest.first().copied().is_some_and(is_space) {
             return Err(LexError {
                 at: start,
                 message: "an end tag without a name".into(),
             });
         }
-        Ok(Token::End(name))
+        Ok(Token::End {
+            name,
+            expected: name == expected,
+        })
     }
 
     /// Moves past the `terminator` of the construct that starts at `start`;
@@ -307,14 +353,117 @@ fn unclosed(at: usize, what: &str) -> LexError {
 }
 
 /// The first `needle` in `haystack[from..]`, as an offset in `haystack`.
+/// The needles are the short terminators `?>`, `-->` and `]]>`: a search
+/// for their last byte, then a look back, costs less than setting up a
+/// substring searcher for every declaration and comment.
 fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let rest = haystack.get(from..)?;
-    memchr::memmem::find(rest, needle).map(|i| from + i)
+    let (&last, head) = needle.split_last()?;
+    let mut at = from.checked_add(head.len())?;
+    loop {
+        let end = at + memchr::memchr(last, haystack.get(at..)?)?;
+        let start = end - head.len();
+        if haystack.get(start..end) == Some(head) {
+            return Some(start);
+        }
+        at = end + 1;
+    }
+}
+
+/// The offset of the first `<`, `&`, CR or NUL in `bytes`: what ends plain
+/// character data. Eight bytes at a time (SWAR: a byte equal to `c` is a
+/// zero byte of `x ^ c…c`, found by the borrow of subtracting 1 from each
+/// byte; the lowest flagged byte is exact), then a vectorized search past
+/// the first 64 bytes (base64 Data).
+fn find_text_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SHORT: usize = 64;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let head = bytes.get(..SHORT).unwrap_or(bytes);
+    let mut chunks = head.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word);
+        let found = zero_byte(x ^ (ONES * u64::from(b'<')))
+            | zero_byte(x ^ (ONES * u64::from(b'&')))
+            | zero_byte(x ^ (ONES * u64::from(b'\r')))
+            | zero_byte(x);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    if let Some(i) = chunks
+        .remainder()
+        .iter()
+        .position(|&b| matches!(b, b'<' | b'&' | b'\r' | 0))
+    {
+        return Some(at + i);
+    }
+    let tail = bytes.get(head.len()..)?;
+    let end = memchr::memchr3(b'<', b'&', b'\r', tail).unwrap_or(tail.len());
+    let end = memchr::memchr(0, tail.get(..end)?).unwrap_or(end);
+    (end < tail.len()).then_some(head.len() + end)
+}
+
+/// The element name at the start of `bytes` (a start tag's, after `<`):
+/// its length up to `>`, `/` or whitespace, where its local name starts (0
+/// without a prefix, else just after the first `:`), and the byte that
+/// ended it. `None` if nothing ends it.
+///
+/// Eight bytes at a time: a name is mostly letters (0x41 and up), so a word
+/// flags its bytes below 0x40 (bits 6 and 7 clear, exactly) and only those
+/// are looked at.
+fn scan_name(bytes: &[u8]) -> Option<(usize, usize, u8)> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut local = 0;
+    let mut at = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word);
+        let mut low = !(x | (x << 1)) & HIGH;
+        while low != 0 {
+            let k = (low.trailing_zeros() / 8) as usize;
+            match word.get(k).copied() {
+                Some(b) if b == b'>' || b == b'/' || is_space(b) => {
+                    return Some((at + k, local, b))
+                }
+                Some(b':') if local == 0 => local = at + k + 1,
+                _ => {}
+            }
+            low &= low - 1;
+        }
+        at += 8;
+    }
+    for (k, &b) in chunks.remainder().iter().enumerate() {
+        match b {
+            b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' => return Some((at + k, local, b)),
+            b':' if local == 0 => local = at + k + 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `haystack` starts with `needle` (a short element name): a byte loop, as
+/// a `memcmp` call costs more than the comparison.
+fn starts_with_short(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.len() >= needle.len() && haystack.iter().zip(needle).all(|(a, b)| a == b)
 }
 
 /// XML 1.0 `S`.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn is_space_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 /// The namespace declarations among the attributes of a start tag:
@@ -444,7 +593,7 @@ mod tests {
         let mut lexer = Lexer::new(input);
         let mut out = Vec::new();
         loop {
-            match lexer.next_token()? {
+            match lexer.next_token("a:B")? {
                 Token::Eof => return Ok(out),
                 t => out.push(t),
             }
@@ -480,7 +629,10 @@ mod tests {
                     plain: false
                 },
                 Token::CData("<z>"),
-                Token::End("a:B"),
+                Token::End {
+                    name: "a:B",
+                    expected: true
+                },
             ]
         );
     }
@@ -523,6 +675,113 @@ mod tests {
                 Token::Text { raw: &text, plain },
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn leaf_text_takes_plain_text_and_the_expected_end_tag_only() {
+        let long = "x".repeat(100);
+        for (input, max, want) in [
+            ("1</a>", 10, Some("1")),
+            ("</a>", 10, Some("")),
+            (&format!("{long}</a>"), 100, Some(long.as_str())),
+            (&format!("{long}</a>"), 99, None),
+            (&format!("{long}&amp;</a>"), 200, None),
+            ("1&amp;</a>", 10, None),
+            ("1\r</a>", 10, None),
+            ("1\0</a>", 10, None),
+            ("1</ab>", 10, None),
+            ("1</a >", 10, None),
+            ("1<b/></a>", 10, None),
+            ("1</a", 10, None),
+            ("1", 10, None),
+        ] {
+            let mut lexer = Lexer::new(input);
+            assert_eq!(lexer.leaf_text("a", max), want, "{input}");
+            let consumed = want.map_or(0, |_| input.len());
+            assert_eq!(lexer.position(), consumed, "{input}");
+        }
+    }
+
+    // The word-at-a-time search must agree with a plain byte search at
+    // every position, near every stop byte, short and long.
+    #[test]
+    fn find_text_stop_agrees_with_a_byte_search() {
+        for len in [0, 1, 7, 8, 9, 15, 16, 63, 64, 65, 100, 200] {
+            for stop in [b'<', b'&', b'\r', 0, 0x80, b'>'] {
+                for at in [0, 1, 7, 8, 63, 64, 65, 150] {
+                    let mut bytes = vec![b'x'; len];
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b = stop;
+                    }
+                    // Bytes just above and below a stop must not match.
+                    bytes.extend_from_slice(&[b'<' + 1, b'&' - 1, b'\r' + 1, 1]);
+                    let want = bytes
+                        .iter()
+                        .position(|&b| matches!(b, b'<' | b'&' | b'\r' | 0));
+                    assert_eq!(
+                        find_text_stop(&bytes),
+                        want,
+                        "len {len} stop {stop} at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    // The word-at-a-time name scan against a byte loop: every stop byte at
+    // every position, with and without a prefix, with digits and non-ASCII.
+    #[test]
+    fn scan_name_agrees_with_a_byte_loop() {
+        fn slow(bytes: &[u8]) -> Option<(usize, usize, u8)> {
+            let mut local = 0;
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n' => return Some((i, local, b)),
+                    b':' if local == 0 => local = i + 1,
+                    _ => {}
+                }
+            }
+            None
+        }
+        let names = [
+            "A",
+            "LocURI",
+            "m:MaxMsgSize",
+            "a1-b.c:d:e",
+            "Caf\u{e9}0123456789",
+            "",
+        ];
+        for name in names {
+            for stop in [&b">"[..], b"/>", b" a='1'>", b"\t>", b"\r", b"\n", b""] {
+                let input = [name.as_bytes(), stop].concat();
+                assert_eq!(scan_name(&input), slow(&input), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn find_finds_the_first_terminator_after_from() {
+        assert_eq!(find(b"<?x?>", 2, b"?>"), Some(3));
+        assert_eq!(find(b"<!-- a > -- > --->", 4, b"-->"), Some(15));
+        assert_eq!(find(b"]]>]]>", 1, b"]]>"), Some(3));
+        assert_eq!(find(b"<?x>", 2, b"?>"), None);
+        assert_eq!(find(b"?>", 5, b"?>"), None);
+        assert_eq!(find(b"", 0, b"?>"), None);
+    }
+
+    #[test]
+    fn skip_blank_skips_whitespace_before_markup_only() {
+        for (input, max, skipped) in [
+            (" \n\t\r<a>", 10, 4),
+            ("<a>", 10, 0),
+            ("  x<a>", 10, 0),
+            ("   <a>", 2, 0),
+            ("   ", 10, 0),
+        ] {
+            let mut lexer = Lexer::new(input);
+            lexer.skip_blank(max);
+            assert_eq!(lexer.position(), skipped, "{input:?}");
         }
     }
 

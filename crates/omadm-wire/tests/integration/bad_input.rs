@@ -30,20 +30,20 @@ fn check(c: &Case<'_>) {
     };
     let text = err.to_string();
     assert!(
-        (c.kind)(&err.kind),
+        (c.kind)(err.kind()),
         "{}: unexpected kind {:?}",
         c.what,
-        err.kind
+        err.kind()
     );
     assert!(
-        c.offset.contains(&err.offset),
+        c.offset.contains(&err.offset()),
         "{}: offset {} not in {:?} ({text})",
         c.what,
-        err.offset,
+        err.offset(),
         c.offset
     );
     assert!(
-        err.offset <= c.input.len(),
+        err.offset() <= c.input.len(),
         "{}: offset beyond the input",
         c.what
     );
@@ -55,7 +55,7 @@ fn check(c: &Case<'_>) {
         );
     }
     assert!(
-        text.ends_with(&format!("(at byte {})", err.offset)),
+        text.ends_with(&format!("(at byte {})", err.offset())),
         "{}: {text:?} does not give the offset",
         c.what
     );
@@ -118,7 +118,7 @@ fn truncated_wbxml_anywhere() {
         let input = &full[..len];
         let err = omadm_wire::decode_wbxml(input, &Limits::default())
             .expect_err("a truncated message must not decode");
-        assert!(err.offset <= len, "prefix {len}: offset {}", err.offset);
+        assert!(err.offset() <= len, "prefix {len}: offset {}", err.offset());
         assert_eq!(err.status(), StatusCode::BAD_REQUEST, "prefix {len}: {err}");
         let text = err.to_string();
         assert!(
@@ -439,18 +439,19 @@ fn over_deep_nesting() {
     let wbxml_err = omadm_wire::decode_wbxml(&wbxml, &tight).unwrap_err();
     // The offsets point at the innermost CmdID, the element one too deep.
     assert!(
-        too_deep[..xml_err.offset].ends_with(b"<CmdID>"),
+        too_deep[..xml_err.offset()].ends_with(b"<CmdID>"),
         "XML: offset {}",
-        xml_err.offset
+        xml_err.offset()
     );
     assert_eq!(
-        wbxml[wbxml_err.offset], 0x4B,
+        wbxml[wbxml_err.offset()],
+        0x4B,
         "WBXML: offset {}",
-        wbxml_err.offset
+        wbxml_err.offset()
     );
     for (what, err) in [("XML", xml_err), ("WBXML", wbxml_err)] {
         assert!(
-            matches!(err.kind, DecodeErrorKind::TooDeep { .. }),
+            matches!(err.kind(), DecodeErrorKind::TooDeep { .. }),
             "{what}: {err:?}"
         );
         assert!(
@@ -470,13 +471,13 @@ fn oversize_message() {
     for (encoding, input) in [(Encoding::Xml, pkg1_xml()), (Encoding::Wbxml, pkg1_wbxml())] {
         let err = omadm_wire::decode(&input, encoding, &small).unwrap_err();
         assert_eq!(
-            err.kind,
+            *err.kind(),
             DecodeErrorKind::MessageTooLarge {
                 size: input.len(),
                 limit: 64
             }
         );
-        assert_eq!(err.offset, 0);
+        assert_eq!(err.offset(), 0);
         assert_eq!(err.status(), StatusCode::REQUEST_ENTITY_TOO_LARGE);
         assert!(err.to_string().contains(&format!(
             "message of {} bytes exceeds the limit of 64 bytes",
@@ -492,7 +493,7 @@ fn oversize_message() {
         let err = omadm_wire::decode(&input, encoding, &short).unwrap_err();
         assert!(
             matches!(
-                err.kind,
+                err.kind(),
                 DecodeErrorKind::StringTooLong { len: 11, limit: 8 }
             ),
             "{encoding:?}: {err:?}"
@@ -509,7 +510,7 @@ fn oversize_message() {
     };
     for (encoding, input) in [(Encoding::Xml, pkg1_xml()), (Encoding::Wbxml, pkg1_wbxml())] {
         let err = omadm_wire::decode(&input, encoding, &few).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::TooManyElements { limit: 10 });
+        assert_eq!(*err.kind(), DecodeErrorKind::TooManyElements { limit: 10 });
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         assert!(err.to_string().contains("more than 10 elements"));
     }
@@ -557,13 +558,16 @@ fn missing_and_invalid_values() {
         let err = omadm_wire::decode_xml(xml.as_bytes(), &Limits::default()).unwrap_err();
         assert!(
             matches!(
-                err.kind,
+                err.kind(),
                 DecodeErrorKind::Missing { .. } | DecodeErrorKind::InvalidValue { .. }
             ),
             "{what}: {err:?}"
         );
         assert!(err.to_string().contains(message), "{what}: {err}");
-        assert!(err.offset > 0 && err.offset <= xml.len(), "{what}: {err}");
+        assert!(
+            err.offset() > 0 && err.offset() <= xml.len(),
+            "{what}: {err}"
+        );
         assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{what}");
     }
 }
