@@ -4,6 +4,7 @@
 //! for each pool type; the SQL is shared (`$n` placeholders work on both).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
@@ -11,9 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, ConnectOptions as _};
 
-use super::config::StoreConfig;
+use super::config::{SqliteSync, StoreConfig};
 use super::error::{Result, StoreError};
 use super::model::{Timestamp, MAX_PAGE};
 use super::Store;
@@ -21,11 +22,13 @@ use super::Store;
 mod alerts;
 mod devices;
 mod jobs;
+mod message;
 mod notify;
 mod packages;
 mod queue;
 mod sessions;
 mod tokens;
+mod writer;
 
 /// Embedded SQLite migrations (`migrations/sqlite/<version>_<name>.sql`).
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,6 +49,9 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: Pool,
+    /// SQLite: the group-commit writer the DM sessions' writes go through
+    /// (see [`writer`]).
+    writer: Option<Arc<writer::GroupWriter>>,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +92,11 @@ macro_rules! begin_write {
 }
 pub(crate) use begin_write;
 
+/// Checks a client alert as `record_alert` would.
+pub(crate) fn check_alert(alert: &super::NewAlert) -> Result<()> {
+    alerts::alert_data(alert).map(|_| ())
+}
+
 /// Picks the PostgreSQL or the SQLite text of a statement.
 pub(crate) fn pick(pg: bool, postgres: &'static str, sqlite: &'static str) -> &'static str {
     if pg {
@@ -119,6 +130,9 @@ impl SqlStore {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.stop();
+        }
         with_pool!(self, |pool, _pg| pool.close().await)
     }
 }
@@ -145,18 +159,24 @@ async fn open_sqlite(config: &StoreConfig) -> Result<SqlStore> {
     let options = SqliteConnectOptions::from_str(&config.url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a committed enqueue survives power loss, not only a crash.
-        .synchronous(SqliteSynchronous::Full)
+        // FULL (default): a committed enqueue survives power loss, not only
+        // a crash. NORMAL is the operator's choice (`database.sqlite_synchronous`).
+        .synchronous(match config.sqlite_synchronous {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        })
         .foreign_keys(true)
         .busy_timeout(config.busy_timeout);
     let pool = SqlitePoolOptions::new()
         .max_connections(pool_size(config, 4)?)
         .acquire_timeout(config.acquire_timeout)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
     SQLITE_MIGRATOR.run(&pool).await?;
+    let writer = writer::GroupWriter::spawn(options.connect().await?);
     Ok(SqlStore {
         pool: Pool::Sqlite(pool),
+        writer: Some(Arc::new(writer)),
     })
 }
 
@@ -187,6 +207,7 @@ async fn open_postgres(config: &StoreConfig) -> Result<SqlStore> {
     PG_MIGRATOR.run(&pool).await?;
     Ok(SqlStore {
         pool: Pool::Postgres(pool),
+        writer: None,
     })
 }
 
