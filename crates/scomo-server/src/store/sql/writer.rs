@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection as _;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tracing::warn;
 
 use crate::store::error::{Result, StoreError};
@@ -52,11 +52,12 @@ pub(crate) struct GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer task on `conn`.
-    pub(crate) fn spawn(conn: SqliteConnection) -> GroupWriter {
+    /// Starts the writer task on `conn`; each group transaction takes its
+    /// turn at `gate` (see [`super::GatePool`]).
+    pub(crate) fn spawn(conn: SqliteConnection, gate: Arc<Mutex<()>>) -> GroupWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(Notify::new());
-        tokio::spawn(run(conn, rx, stop.clone()));
+        tokio::spawn(run(conn, rx, stop.clone(), gate));
         GroupWriter { jobs: tx, stop }
     }
 
@@ -93,7 +94,12 @@ fn stopped() -> StoreError {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Job>, stop: Arc<Notify>) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    stop: Arc<Notify>,
+    gate: Arc<Mutex<()>>,
+) {
     loop {
         let first = tokio::select! {
             biased;
@@ -103,6 +109,8 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Job>, s
             },
             () = stop.notified() => break,
         };
+        // Jobs that arrive while waiting for the turn join this group.
+        let turn = gate.lock().await;
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -111,10 +119,12 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Job>, s
             }
         }
         run_group(&mut conn, group).await;
+        drop(turn);
     }
     // Jobs submitted before the stop still get their answer.
     rx.close();
     while let Some(j) = rx.recv().await {
+        let _turn = gate.lock().await;
         run_group(&mut conn, vec![j]).await;
     }
     let _ = conn.close().await;
