@@ -31,6 +31,10 @@ macro_rules! batch_cols {
     };
 }
 
+/// Outcome rows per INSERT (5 parameters each, well under SQLite's and
+/// PostgreSQL's limits).
+const OUTCOMES_PER_STATEMENT: usize = 500;
+
 /// Longest SessionID or node id stored (as `start_session`).
 const MAX_SESSION_TEXT_LEN: usize = 1024;
 
@@ -135,19 +139,20 @@ macro_rules! apply_message {
                     id: w.device_id.clone(),
                 });
             }
-            for (path, value) in &w.nodes {
-                sqlx::query(
-                    "INSERT INTO device_nodes (device_id, path, value, updated_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, path) \
-                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                )
-                .bind(&w.device_id)
-                .bind(path)
-                .bind(value)
-                .bind(now)
-                .execute(&mut *$c)
-                .await?;
-            }
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO device_nodes (device_id, path, value, updated_at) ",
+            );
+            qb.push_values(&w.nodes, |mut b, (path, value)| {
+                b.push_bind(w.device_id.clone())
+                    .push_bind(path.clone())
+                    .push_bind(value.clone())
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (device_id, path) \
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            );
+            qb.build().execute(&mut *$c).await?;
         }
 
         if let Some(u) = &w.nonces {
@@ -229,25 +234,28 @@ macro_rules! apply_message {
             ids.extend_from_slice(&w.complete);
             ids.sort();
             ids.dedup();
+            // One read for every batch the session still holds.
+            let rows: Vec<(i64, i64)> = sqlx::query_as(pick(
+                pg,
+                "SELECT id, command_count FROM command_batches WHERE session_ref = $1 \
+                 AND state IN ('in_flight', 'sent') ORDER BY id FOR UPDATE",
+                "SELECT id, command_count FROM command_batches WHERE session_ref = $1 \
+                 AND state IN ('in_flight', 'sent') ORDER BY id",
+            ))
+            .bind(session.0)
+            .fetch_all(&mut *$c)
+            .await?;
+            let holds: BTreeMap<BatchId, i64> =
+                rows.into_iter().map(|(id, n)| (BatchId(id), n)).collect();
             for b in &ids {
-                let n: Option<i64> = sqlx::query_scalar(pick(
-                    pg,
-                    "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
-                     AND state IN ('in_flight', 'sent') FOR UPDATE",
-                    "SELECT command_count FROM command_batches WHERE id = $1 AND session_ref = $2 \
-                     AND state IN ('in_flight', 'sent')",
-                ))
-                .bind(b.0)
-                .bind(session.0)
-                .fetch_optional(&mut *$c)
-                .await?;
-                match n {
+                match holds.get(b) {
                     Some(n) => {
-                        held.insert(*b, n);
+                        held.insert(*b, *n);
                     }
                     None => report.outcomes.gone.push(*b),
                 }
             }
+            let mut rows = Vec::with_capacity(w.outcomes.len());
             for (o, json) in w.outcomes.iter().zip(&p.results) {
                 let Some(n) = held.get(&o.batch) else {
                     continue;
@@ -258,19 +266,27 @@ macro_rules! apply_message {
                         reason: format!("{} is not below the batch's {n} commands", o.index),
                     });
                 }
-                sqlx::query(
-                    "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, cmd_index) DO UPDATE \
+                rows.push((o, json));
+            }
+            // One statement per chunk of outcomes (5 parameters a row).
+            for chunk in rows.chunks(OUTCOMES_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, \
+                     recorded_at) ",
+                );
+                qb.push_values(chunk, |mut b, (o, json)| {
+                    b.push_bind(o.batch.0)
+                        .push_bind(i64::from(o.index))
+                        .push_bind(i64::from(o.status.0))
+                        .push_bind((*json).clone())
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (batch_id, cmd_index) DO UPDATE \
                      SET status = excluded.status, results = excluded.results, \
                      recorded_at = excluded.recorded_at",
-                )
-                .bind(o.batch.0)
-                .bind(i64::from(o.index))
-                .bind(i64::from(o.status.0))
-                .bind(json)
-                .bind(now)
-                .execute(&mut *$c)
-                .await?;
+                );
+                qb.build().execute(&mut *$c).await?;
             }
             for b in held.keys() {
                 let state = if w.complete.contains(b) {
@@ -375,7 +391,24 @@ macro_rules! apply_message {
             .await?
             .rows_affected();
             if n > 0 {
-                report.finished = Some(settle_session!($c, session.0, now));
+                // The requeue rule has nothing to settle when the session
+                // holds no batch any more (the usual end): one read instead
+                // of its five statements.
+                let holding: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM command_batches WHERE session_ref = $1 \
+                     AND state IN ('in_flight', 'sent')",
+                )
+                .bind(session.0)
+                .fetch_one(&mut *$c)
+                .await?;
+                report.finished = Some(if holding == 0 {
+                    RequeueReport {
+                        sessions_closed: 1,
+                        ..RequeueReport::default()
+                    }
+                } else {
+                    settle_session!($c, session.0, now)
+                });
             }
         }
         Ok::<MessageReport, StoreError>(report)
