@@ -4,14 +4,22 @@
 //!
 //! ```text
 //! cargo run --release -p scomo-server --example load -- --sessions 2000 --concurrency 64
+//! cargo run --release -p scomo-server --example load -- --sessions 20000 --concurrency 1000
+//! cargo run --release -p scomo-server --example load -- --synchronous normal
 //! cargo run --release -p scomo-server --example load -- --database-url postgres://postgres@127.0.0.1/test
 //! ```
 //!
 //! Starts an in-process server on 127.0.0.1:0 over SQLite in a temporary
 //! directory (or the given PostgreSQL, in a schema of its own dropped at the
 //! end), provisions the devices and queues the batches through the store,
-//! then prints sessions/s, messages/s and latency percentiles. DevDetail
-//! reads are off, so each session carries exactly the queued Gets.
+//! then prints sessions/s, messages/s (HTTP round trips: one device message
+//! and the server's answer), latency percentiles and the process's peak RSS
+//! (server and load generator share the process). DevDetail reads are off,
+//! so each session carries exactly the queued Gets. `--synchronous` sets
+//! `database.sqlite_synchronous` of the server (default `full`); the setup
+//! always writes with `normal`, it is not what is measured. Each concurrent
+//! device holds two sockets in this process: 1,000 devices need an
+//! open-file limit above 2,000 (`ulimit -n`).
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,7 +35,8 @@ use omadm::handler::MemoryDevice;
 use omadm::{AuthConfig, Incoming, NonceState};
 use omadm_wire::model::{Command, Item, ItemCommand, Location};
 use scomo_server::store::{
-    AuthType as StoredAuth, ClientCredentials, NewBatch, NewDevice, Timestamp,
+    AuthType as StoredAuth, ClientCredentials, CommandQueue as _, DeviceStore as _, NewBatch,
+    NewDevice, SqlStore, SqliteSync, Timestamp,
 };
 use scomo_server::{run, AppState, Config, Listener};
 use tokio::sync::Semaphore;
@@ -38,6 +47,7 @@ struct Args {
     gets: usize,
     database_url: Option<String>,
     pool: Option<u32>,
+    synchronous: SqliteSync,
 }
 
 fn args() -> Args {
@@ -47,6 +57,7 @@ fn args() -> Args {
         gets: 10,
         database_url: None,
         pool: None,
+        synchronous: SqliteSync::Full,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,8 +68,16 @@ fn args() -> Args {
             "--gets" => a.gets = value().parse().expect("number"),
             "--database-url" => a.database_url = Some(value()),
             "--pool" => a.pool = Some(value().parse().expect("number")),
+            "--synchronous" => {
+                a.synchronous = match value().as_str() {
+                    "full" => SqliteSync::Full,
+                    "normal" => SqliteSync::Normal,
+                    other => panic!("--synchronous {other}: expected full or normal"),
+                }
+            }
             other => panic!(
-                "unknown flag {other}; use --sessions N --concurrency C --gets G --database-url URL --pool N"
+                "unknown flag {other}; use --sessions N --concurrency C --gets G --database-url URL \
+                 --pool N --synchronous full|normal"
             ),
         }
     }
@@ -106,8 +125,12 @@ async fn main() {
         format!("scomo_load_{:08x}", u32::from_be_bytes(r))
     });
     config.database.pg_schema = schema.clone();
-    let state = AppState::open(config).await.expect("server");
-    let store = state.store().clone();
+    config.database.sqlite_synchronous = a.synchronous;
+    // Setup through a store of its own (on SQLite without an fsync per
+    // device); the server opens the same database afterwards.
+    let mut setup_config = config.store_config();
+    setup_config.sqlite_synchronous = SqliteSync::Normal;
+    let store = SqlStore::open(&setup_config).await.expect("setup store");
     let now = Timestamp::now();
     let setup = Instant::now();
     let commands: Vec<Command> = (0..a.gets)
@@ -149,7 +172,10 @@ async fn main() {
             .await
             .unwrap();
     }
+    store.close().await;
+    drop(store);
     let setup = setup.elapsed();
+    let state = AppState::open(config).await.expect("server");
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
@@ -161,6 +187,7 @@ async fn main() {
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
+        .tcp_nodelay(true)
         .build()
         .unwrap();
     let gate = Arc::new(Semaphore::new(a.concurrency));
@@ -218,6 +245,10 @@ async fn main() {
         percentile(&sessions, 0.5),
         percentile(&sessions, 0.99)
     );
+    println!(
+        "peak RSS      {} MiB (server and load generator, one process)",
+        peak_rss_kib() / 1024
+    );
     if a.database_url.is_none() {
         let size = |f: &str| {
             std::fs::metadata(dir.path().join(f))
@@ -242,6 +273,18 @@ async fn main() {
         .await
         .unwrap();
     }
+}
+
+/// The process's peak resident set (`VmHWM`), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// One session; returns whether it completed, each round trip's latency and

@@ -151,6 +151,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL schema to use (created if missing); unset: the default
     /// `search_path`. Lets several deployments (or test runs) share a server.
     pub pg_schema: Option<String>,
+    /// SQLite durability: `full` (default; a commit survives power loss) or
+    /// `normal` (survives a crash of the process only).
+    pub sqlite_synchronous: crate::store::SqliteSync,
 }
 
 /// DM session settings.
@@ -473,6 +476,7 @@ impl Config {
         let mut c = StoreConfig::new(self.effective_database_url());
         c.max_connections = self.database.max_connections;
         c.pg_schema = self.database.pg_schema.clone();
+        c.sqlite_synchronous = self.database.sqlite_synchronous;
         c
     }
 

@@ -41,6 +41,8 @@ pub const ALERTS_RECEIVED: &str = "scomo_dm_alerts_received_total";
 pub const JOBS_MOVED: &str = "scomo_jobs_moved_total";
 /// Package 0 delivery attempts, by `transport` and `result` (`sent`, `failed`).
 pub const NOTIFICATIONS: &str = "scomo_notifications_total";
+/// Writes committed together by one SQLite group transaction.
+pub const STORE_GROUP_SIZE: &str = "scomo_store_group_commit_writes";
 /// HTTP requests answered with an error, by `code`.
 pub const HTTP_ERRORS: &str = "scomo_http_errors_total";
 
@@ -102,5 +104,9 @@ fn describe() {
     describe_counter!(BATCHES_COMPLETED, "command batches completed");
     describe_counter!(ALERTS_RECEIVED, "client alerts received and stored");
     describe_counter!(NOTIFICATIONS, "package 0 delivery attempts");
+    describe_histogram!(
+        STORE_GROUP_SIZE,
+        "writes committed together by one SQLite group transaction"
+    );
     describe_counter!(HTTP_ERRORS, "HTTP requests answered with an error");
 }

@@ -71,11 +71,6 @@ struct Inner {
     notifier: Notify,
     campaigns: Notify,
     admin_token: Option<String>,
-    /// SQLite takes one writer at a time, and writers that collide wait in
-    /// SQLite's busy handler, which sleeps in growing steps: under load that
-    /// costs more than the writes. DM messages therefore take their turn
-    /// here first (PostgreSQL: no gate).
-    write_gate: Option<tokio::sync::Mutex<()>>,
     events: crate::events::Events,
 }
 
@@ -150,8 +145,6 @@ impl AppState {
             let _ = public_url.set(u.trim_end_matches('/').to_owned());
         }
         let sessions = SessionTable::new(config.dm.max_sessions);
-        let write_gate =
-            (store.backend() == store::Backend::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -163,7 +156,6 @@ impl AppState {
                 notifier: Notify::new(),
                 campaigns: Notify::new(),
                 admin_token,
-                write_gate,
                 events: crate::events::Events::new(),
             }),
         })
@@ -202,14 +194,6 @@ impl AppState {
 
     pub(crate) fn sessions(&self) -> &SessionTable {
         &self.inner.sessions
-    }
-
-    /// Waits for this node's turn to write (SQLite only; see `write_gate`).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.inner.write_gate {
-            Some(g) => Some(g.lock().await),
-            None => None,
-        }
     }
 
     pub(crate) fn metrics(&self) -> &PrometheusHandle {

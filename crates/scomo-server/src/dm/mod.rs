@@ -61,11 +61,9 @@ async fn first_message(
     let base = public_base(&state, &headers);
     let resp_uri = format!("{base}/dm/{token}");
     let server_uri = format!("{base}/dm");
-    let turn = state.write_turn().await;
     let mut live =
         LiveSession::open(&state, resp_uri, server_uri, incoming(&headers, &body)).await?;
     let result = live.respond(&state).await;
-    drop(turn);
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -100,9 +98,7 @@ async fn next_message(
         return Err(unknown_session());
     }
     live.handle(incoming(&headers, &body))?;
-    let turn = state.write_turn().await;
     let result = live.respond(&state).await;
-    drop(turn);
     let resp = match result {
         Ok(r) => r,
         Err(e) => {

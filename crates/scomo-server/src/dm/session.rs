@@ -4,17 +4,20 @@
 //! message causes.
 //!
 //! ```text
-//!   message ─▶ engine ─▶ events ─┬─ DevInfo / DevDetail results ─▶ record_device_info
-//!                                ├─ Generic Alerts ──────────────▶ record_alert (Status 500 if not stored)
-//!                                ├─ nonces ──────────────────────▶ update_nonces
-//!                                └─ statuses / results ──────────▶ record_outcome, complete_batch
-//!            ready for commands? ─▶ claim_batches ─▶ mark_batch_sent ─▶ queue_command
-//!            poll_transmit ─▶ response (after every write above is committed)
+//!   message ─▶ engine ─▶ events ─┬─ DevInfo / DevDetail results ─┐
+//!                                ├─ Generic Alerts ──────────────┤ collected in `Writes`
+//!                                ├─ nonces ──────────────────────┤
+//!                                └─ statuses / results ──────────┘
+//!            alerts, or SCOMO work to do? ─▶ write_message (committed before the SCOMO engine reads)
+//!            ready for commands and a batch pending? ─▶ write_message + claim (marked sent) ─▶ queue_command
+//!            poll_transmit ─▶ write_message (what is left, nonces, session end) ─▶ response
 //! ```
 //!
 //! Everything the device told us is in the store before the response that
 //! acknowledges it leaves, so a crash between two messages loses nothing the
-//! device believes delivered.
+//! device believes delivered. A message costs one transaction in the common
+//! case (two when it claims batches); on SQLite concurrent sessions share
+//! each commit ([`crate::store::SessionStore::write_message`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
@@ -34,8 +37,9 @@ use crate::error::AppError;
 use crate::random::OsRandom;
 use crate::state::AppState;
 use crate::store::{
-    command_count, AuthType, BatchId, Device, NewAlert, NewSession, NonceUpdate, OutcomeWrite,
-    SessionEnd, SessionKey, SessionOutcome, StoreError, StoredAlert, Timestamp,
+    command_count, AuthType, BatchId, Device, MessageOutcome, MessageReport, MessageWrite,
+    NewAlert, NewSession, NonceUpdate, SessionEnd, SessionKey, SessionOutcome, StoreError,
+    StoredAlert, Timestamp,
 };
 
 /// The `./DevDetail` leaves read in every session (`OMA-TS-DM_StdObj-V1_2`
@@ -64,6 +68,8 @@ enum Sent {
 
 /// A claimed batch and which of its top-level commands were answered.
 struct BatchProgress {
+    /// Whether the SCOMO engine owns it (it handles its completion).
+    scomo: bool,
     commands: Vec<Command>,
     answered: BTreeSet<usize>,
     done: bool,
@@ -75,15 +81,21 @@ struct Writes {
     nodes: BTreeMap<String, String>,
     nonces: Option<NonceState>,
     outcomes: BTreeMap<(BatchId, u32), (Option<StatusCode>, Vec<Results>)>,
+    /// Client alerts to store, with the command they came in (its Status).
+    alerts: Vec<(CmdRef, NewAlert)>,
+    cancel_notifications: bool,
 }
 
 /// A DM session held by this node.
 pub(crate) struct LiveSession {
     engine: ServerSession,
     device_id: String,
-    /// The audit row; `None` for a device the store does not know (its
-    /// session ends with 401 and leaves no row).
+    /// The audit row, once written.
     key: Option<SessionKey>,
+    /// The audit row to create with the session's first write; `None` for
+    /// a device the store does not know (its session ends with 401 and
+    /// leaves no row).
+    start: Option<NewSession>,
     authenticated: bool,
     /// Whether a pending package 0 may exist for the device (it has a
     /// notification address) and has not been cancelled yet.
@@ -135,7 +147,7 @@ impl LiveSession {
         );
         let now = Timestamp::now();
         let initiation = accepted.initiation();
-        let (device, key) = async {
+        let device = async {
             let mut device = store.device(&device_id).await?;
             if device.is_none()
                 && config.devices.insecure_auto_register
@@ -146,32 +158,23 @@ impl LiveSession {
                 }
                 device = store.device(&device_id).await?;
             }
-            let key = match &device {
-                Some(_) => Some(
-                    store
-                        .start_session(
-                            &NewSession {
-                                device_id: device_id.clone(),
-                                session_id: session_id.clone(),
-                                node_id: state.node_id().to_owned(),
-                                initiation: match initiation {
-                                    Initiation::ServerInitiated => AlertCode::SERVER_INITIATED_MGMT,
-                                    _ => AlertCode::CLIENT_INITIATED_MGMT,
-                                },
-                            },
-                            now,
-                        )
-                        .await?,
-                ),
-                None => {
-                    warn!("session from an unknown device");
-                    None
-                }
-            };
-            Ok::<_, StoreError>((device, key))
+            if device.is_none() {
+                warn!("session from an unknown device");
+            }
+            Ok::<_, StoreError>(device)
         }
         .instrument(span.clone())
         .await?;
+        // The audit row is written with the first message's other writes.
+        let start = device.as_ref().map(|_| NewSession {
+            device_id: device_id.clone(),
+            session_id: session_id.clone(),
+            node_id: state.node_id().to_owned(),
+            initiation: match initiation {
+                Initiation::ServerInitiated => AlertCode::SERVER_INITIATED_MGMT,
+                _ => AlertCode::CLIENT_INITIATED_MGMT,
+            },
+        });
         metrics::counter!(crate::metrics::SESSIONS_STARTED, "initiation" => match initiation {
             Initiation::ClientInitiated => "client",
             Initiation::ServerInitiated => "server",
@@ -183,7 +186,8 @@ impl LiveSession {
         Ok(LiveSession {
             engine,
             device_id,
-            key,
+            key: None,
+            start,
             authenticated: false,
             cancel_notifications: device.as_ref().is_some_and(|d| d.notify_addr.is_some()),
             touched_at: Instant::now(),
@@ -253,24 +257,31 @@ impl LiveSession {
     async fn respond_inner(&mut self, state: &AppState) -> Result<Response, AppError> {
         let now = Timestamp::now();
         let mut w = Writes::default();
-        self.drain(state, &mut w, now).await?;
-        self.flush(state, std::mem::take(&mut w), now).await?;
-        if self.authenticated && self.key.is_some() {
-            if self.engine.is_ready_for_commands() && !self.scomo_ready {
+        self.drain(&mut w);
+        let known = self.key.is_some() || self.start.is_some();
+        if self.authenticated && known {
+            let config = state.config();
+            let starting = self.engine.is_ready_for_commands() && !self.scomo_ready;
+            let scomo_start_work =
+                starting && (config.scomo.inventory_max_age_secs > 0 || config.scomo.catalog);
+            // The SCOMO engine reads what this message brought (alerts,
+            // completed batches of its own, DevInfo for catalog rules)
+            // through the store: commit it first.
+            if !w.alerts.is_empty() || scomo_start_work || self.completes_scomo_batch() {
+                self.commit(state, &mut w, None, None, false, now).await?;
+            }
+            if starting {
                 self.scomo_ready = true;
-                if let Err(e) = crate::scomo::on_session_ready(state, &self.device_id).await {
-                    warn!("SCOMO session start failed: {e}");
+                if scomo_start_work {
+                    if let Err(e) = crate::scomo::on_session_ready(state, &self.device_id).await {
+                        warn!("SCOMO session start failed: {e}");
+                    }
                 }
             }
             // Results first: a job's next step goes out in this response.
-            crate::scomo::after_message(
-                state,
-                &std::mem::take(&mut self.completed),
-                &std::mem::take(&mut self.new_alerts),
-            )
-            .await;
+            self.scomo_after_message(state).await;
             if self.engine.is_ready_for_commands() {
-                self.queue_work(state, now).await?;
+                self.queue_work(state, &mut w, now).await?;
             }
         }
         let Some(resp) = self.engine.poll_transmit() else {
@@ -280,39 +291,86 @@ impl LiveSession {
             }));
         };
         self.messages_out = self.messages_out.saturating_add(1);
-        self.drain(state, &mut w, now).await?;
-        self.flush(state, w, now).await?;
-        if !self.completed.is_empty() || !self.new_alerts.is_empty() {
-            crate::scomo::after_message(
-                state,
-                &std::mem::take(&mut self.completed),
-                &std::mem::take(&mut self.new_alerts),
-            )
-            .await;
+        self.drain(&mut w);
+        let end = self.ended.take().map(|o| self.session_end(&o));
+        let ending = end.is_some();
+        if known {
+            let touch = !ending && self.touched_at.elapsed() >= touch_interval(state.config());
+            if touch || ending || self.start.is_some() || !w.is_empty() || self.completes_any() {
+                let report = self
+                    .commit(state, &mut w, None, end.clone(), touch, now)
+                    .await?;
+                if touch {
+                    self.touched_at = Instant::now();
+                }
+                if let Some(r) = report.finished {
+                    if r.requeued + r.unacknowledged > 0 {
+                        info!(
+                            requeued = r.requeued,
+                            unacknowledged = r.unacknowledged,
+                            completed = r.completed,
+                            "batches of the session settled"
+                        );
+                    }
+                }
+            }
         }
-        if let Some(outcome) = self.ended.take() {
-            self.finish(state, &outcome, now).await;
+        self.scomo_after_message(state).await;
+        if let Some(end) = end {
+            // The row was closed by the write above.
+            self.closed = true;
+            let span = self.span.clone();
+            let _enter = span.enter();
+            self.closed_bookkeeping(state, end.outcome, now);
         }
         Ok(resp)
     }
 
-    async fn drain(
-        &mut self,
-        state: &AppState,
-        w: &mut Writes,
-        now: Timestamp,
-    ) -> Result<(), AppError> {
+    /// Hands the batches completed and the alerts stored so far to the
+    /// SCOMO engine (nothing to do, no store access, when there are none).
+    async fn scomo_after_message(&mut self, state: &AppState) {
+        if self.completed.is_empty() && self.new_alerts.is_empty() {
+            return;
+        }
+        crate::scomo::after_message(
+            state,
+            &std::mem::take(&mut self.completed),
+            &std::mem::take(&mut self.new_alerts),
+        )
+        .await;
+    }
+
+    /// The batches whose every command was answered and that are not
+    /// completed yet.
+    fn to_complete(&self) -> Vec<BatchId> {
+        self.batches
+            .iter()
+            .filter(|(_, p)| !p.done && p.answered.len() == p.commands.len())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn completes_any(&self) -> bool {
+        self.batches
+            .values()
+            .any(|p| !p.done && p.answered.len() == p.commands.len())
+    }
+
+    fn completes_scomo_batch(&self) -> bool {
+        self.batches
+            .values()
+            .any(|p| p.scomo && !p.done && p.answered.len() == p.commands.len())
+    }
+
+    fn drain(&mut self, w: &mut Writes) {
         while let Some(ev) = self.engine.poll_event() {
             match ev {
                 ServerEvent::Authenticated { auth_type } => {
                     debug!(?auth_type, "device authenticated");
                     self.authenticated = true;
-                    if self.cancel_notifications && self.key.is_some() {
+                    if self.cancel_notifications {
                         // The device called: no more package 0 for it.
-                        state
-                            .store()
-                            .cancel_notifications(&self.device_id, now)
-                            .await?;
+                        w.cancel_notifications = true;
                         self.cancel_notifications = false;
                     }
                 }
@@ -331,7 +389,7 @@ impl LiveSession {
                         }
                     }
                 }
-                ServerEvent::Alert { at, alert } => self.record_alert(state, at, alert, now).await,
+                ServerEvent::Alert { at, alert } => self.take_alert(at, alert, w),
                 ServerEvent::Status { id, path, status } => {
                     self.on_status(id, &path, status.data, w);
                 }
@@ -344,7 +402,6 @@ impl LiveSession {
                 other => debug!(?other, "event"),
             }
         }
-        Ok(())
     }
 
     fn on_status(&mut self, id: u64, path: &[usize], code: StatusCode, w: &mut Writes) {
@@ -399,26 +456,30 @@ impl LiveSession {
         }
     }
 
-    /// Stores a client alert (Generic Alert 1226, Client Event 1224), one row
-    /// per item. If it cannot be stored its Status becomes 500, so the device
-    /// keeps it and sends it again.
-    async fn record_alert(&mut self, state: &AppState, at: CmdRef, alert: Alert, now: Timestamp) {
+    /// Takes a client alert (Generic Alert 1226, Client Event 1224) to be
+    /// stored, one row per item, before the response is built. An alert the
+    /// store would refuse gets Status 500, so the device keeps it and sends
+    /// it again.
+    fn take_alert(&mut self, at: CmdRef, alert: Alert, w: &mut Writes) {
         let code = alert.data.unwrap_or(AlertCode(0));
         if code != AlertCode::GENERIC_ALERT && code != AlertCode::CLIENT_EVENT {
             debug!(%code, "client alert not stored");
             return;
         }
-        let Some(key) = self.key else { return };
+        if self.key.is_none() && self.start.is_none() {
+            return;
+        }
         let items: Vec<Option<&Item>> = if alert.items.is_empty() {
             vec![None]
         } else {
             alert.items.iter().map(Some).collect()
         };
+        let mut taken = Vec::with_capacity(items.len());
         for item in items {
             let meta = item.and_then(|i| i.meta.as_ref());
             let new = NewAlert {
                 device_id: self.device_id.clone(),
-                session: Some(key),
+                session: self.key,
                 code,
                 correlator: alert.correlator.clone(),
                 alert_type: meta.and_then(|m| m.r#type.clone()),
@@ -432,41 +493,25 @@ impl LiveSession {
                     .map(|l| l.loc_uri.clone()),
                 data: item.and_then(|i| i.data.clone()),
             };
-            match state.store().record_alert(&new, now).await {
-                Ok(id) => {
-                    state.publish(crate::events::ApiEvent::new(
-                        "alert",
-                        id.0,
-                        &self.device_id,
-                        code.0.to_string(),
-                        new.correlator.clone(),
-                        now,
-                    ));
-                    self.new_alerts.push(StoredAlert {
-                        id,
-                        alert: new,
-                        batch: None,
-                        owner: None,
-                        received_at: now,
-                        processed_at: None,
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %crate::error::ErrorChain(&e), "cannot store a client alert; answering 500");
-                    self.engine.set_status(at, StatusCode::COMMAND_FAILED);
-                    return;
-                }
+            if let Err(e) = crate::store::check_alert(&new) {
+                warn!(error = %crate::error::ErrorChain(&e), "cannot store a client alert; answering 500");
+                self.engine.set_status(at, StatusCode::COMMAND_FAILED);
+                return;
             }
+            taken.push((at, new));
         }
-        info!(%code, correlator = ?alert.correlator, "client alert stored");
-        metrics::counter!(crate::metrics::ALERTS_RECEIVED, "code" => code.0.to_string())
-            .increment(1);
+        w.alerts.extend(taken);
     }
 
     /// At a package start: the DevDetail reads (once), then the device's
-    /// pending batches, oldest first.
-    async fn queue_work(&mut self, state: &AppState, now: Timestamp) -> Result<(), AppError> {
-        let Some(key) = self.key else { return Ok(()) };
+    /// pending batches, oldest first, claimed (and marked sent) with the
+    /// message's other writes.
+    async fn queue_work(
+        &mut self,
+        state: &AppState,
+        w: &mut Writes,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
         let config = state.config();
         if config.dm.read_devdetail && !self.devdetail_requested {
             self.devdetail_requested = true;
@@ -475,36 +520,41 @@ impl LiveSession {
                 self.engine.queue_command(id, get(leaf));
             }
         }
-        let store = state.store();
-        let claimed = store
-            .claim_batches(key, config.dm.max_batches_per_package, now)
+        // A read first: most packages find nothing to claim, and a read
+        // costs no commit.
+        if !state.store().has_pending_batches(&self.device_id).await? {
+            return Ok(());
+        }
+        let report = self
+            .commit(
+                state,
+                w,
+                Some(config.dm.max_batches_per_package),
+                None,
+                false,
+                now,
+            )
             .await?;
-        for batch in claimed {
-            // Marked sent before the message carrying it is even built: if
-            // we die after this, the requeue rule treats it as possibly seen.
-            match store.mark_batch_sent(batch.id, key, now).await {
-                Ok(()) => {}
-                Err(StoreError::NotInFlight { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        for batch in report.claimed {
             metrics::counter!(crate::metrics::BATCHES_CLAIMED).increment(1);
             info!(batch = %batch.id, owner = %batch.owner, commands = batch.command_count, "sending batch");
-            if batch.commands.is_empty() {
-                store.complete_batch(batch.id, key, now).await?;
-                continue;
+            let scomo = crate::scomo::owns(&batch.owner);
+            if !batch.commands.is_empty() {
+                let mut commands = batch.commands.clone();
+                crate::scomo::resolve_package_refs(state, &mut commands).await;
+                for (top, cmd) in commands.into_iter().enumerate() {
+                    let id = self.alloc(Sent::Batch {
+                        batch: batch.id,
+                        top,
+                    });
+                    self.engine.queue_command(id, prepare(cmd));
+                }
             }
-            let mut commands = batch.commands.clone();
-            crate::scomo::resolve_package_refs(state, &mut commands).await;
-            for (top, cmd) in commands.into_iter().enumerate() {
-                let id = self.alloc(Sent::Batch {
-                    batch: batch.id,
-                    top,
-                });
-                self.engine.queue_command(id, prepare(cmd));
-            }
+            // A batch without commands completes with the next write.
             self.batches.insert(
                 batch.id,
                 BatchProgress {
+                    scomo,
                     commands: batch.commands,
                     answered: BTreeSet::new(),
                     done: false,
@@ -521,74 +571,122 @@ impl LiveSession {
         id
     }
 
-    /// Applies the collected writes: device info, nonces, outcomes, then
-    /// completes the batches whose every command was answered.
-    async fn flush(&mut self, state: &AppState, w: Writes, now: Timestamp) -> Result<(), AppError> {
-        let Some(key) = self.key else { return Ok(()) };
-        let store = state.store();
-        if !w.nodes.is_empty() {
-            store
-                .record_device_info(&self.device_id, &w.nodes, now)
-                .await?;
-        }
-        if let Some(n) = w.nonces {
-            let update = NonceUpdate {
-                client: (!n.client_nonce.is_empty()).then(|| n.client_nonce.as_bytes().to_vec()),
-                server: (!n.server_nonce.is_empty()).then(|| n.server_nonce.as_bytes().to_vec()),
-            };
-            if update.client.is_some() || update.server.is_some() {
-                store.update_nonces(&self.device_id, &update, now).await?;
+    /// Writes what `w` collected (device info, nonces, alerts, outcomes and
+    /// the batches they complete), the audit row if this is the session's
+    /// first write, and optionally a claim and the session's end, in one
+    /// transaction.
+    async fn commit(
+        &mut self,
+        state: &AppState,
+        w: &mut Writes,
+        claim: Option<u32>,
+        finish: Option<SessionEnd>,
+        touch: bool,
+        now: Timestamp,
+    ) -> Result<MessageReport, AppError> {
+        let w = std::mem::take(w);
+        let complete = self.to_complete();
+        let nonces = w.nonces.map(|n| NonceUpdate {
+            client: (!n.client_nonce.is_empty()).then(|| n.client_nonce.as_bytes().to_vec()),
+            server: (!n.server_nonce.is_empty()).then(|| n.server_nonce.as_bytes().to_vec()),
+        });
+        let (ats, alerts): (Vec<CmdRef>, Vec<NewAlert>) = w.alerts.into_iter().unzip();
+        let write = MessageWrite {
+            device_id: self.device_id.clone(),
+            session: self.key,
+            start: if self.key.is_none() {
+                self.start.clone()
+            } else {
+                None
+            },
+            nodes: w.nodes,
+            nonces,
+            cancel_notifications: w.cancel_notifications,
+            alerts,
+            outcomes: w
+                .outcomes
+                .into_iter()
+                .map(|((batch, index), (status, results))| MessageOutcome {
+                    batch,
+                    index,
+                    status: status.unwrap_or(StatusCode::OK),
+                    results,
+                })
+                .collect(),
+            complete: complete.clone(),
+            claim,
+            touch,
+            finish,
+        };
+        let store_alerts = write.alerts.clone();
+        let report = match state.store().write_message(write, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                if !ats.is_empty() {
+                    // As before the writes were folded: an alert that
+                    // cannot be stored is answered 500 (the message fails
+                    // here anyway, so the device sends it again).
+                    for at in ats {
+                        self.engine.set_status(at, StatusCode::COMMAND_FAILED);
+                    }
+                }
+                return Err(e.into());
             }
+        };
+        if let Some(key) = report.session {
+            if self.key.is_none() {
+                self.start = None;
+            }
+            self.key = Some(key);
         }
-        // One transaction for what this message brought: its outcomes and
-        // the batches they complete.
-        let complete: Vec<BatchId> = self
-            .batches
-            .iter()
-            .filter(|(_, p)| !p.done && p.answered.len() == p.commands.len())
-            .map(|(id, _)| *id)
-            .collect();
-        let writes: Vec<OutcomeWrite<'_>> = w
-            .outcomes
-            .iter()
-            .map(|((batch, index), (status, results))| OutcomeWrite {
-                batch: *batch,
-                index: *index,
-                status: status.unwrap_or(StatusCode::OK),
-                results,
-            })
-            .collect();
-        let report = store.record_outcomes(key, &writes, &complete, now).await?;
+        for (id, alert) in report.alerts.iter().zip(store_alerts) {
+            let mut alert = alert;
+            alert.session = self.key;
+            state.publish(crate::events::ApiEvent::new(
+                "alert",
+                id.0,
+                &self.device_id,
+                alert.code.0.to_string(),
+                alert.correlator.clone(),
+                now,
+            ));
+            info!(code = %alert.code, correlator = ?alert.correlator, "client alert stored");
+            metrics::counter!(crate::metrics::ALERTS_RECEIVED, "code" => alert.code.0.to_string())
+                .increment(1);
+            self.new_alerts.push(StoredAlert {
+                id: *id,
+                alert,
+                batch: None,
+                owner: None,
+                received_at: now,
+                processed_at: None,
+            });
+        }
         for id in &complete {
             if let Some(p) = self.batches.get_mut(id) {
                 p.done = true;
             }
         }
-        for id in &report.gone {
+        for id in &report.outcomes.gone {
             warn!(batch = %id, "batch was taken from this session; its outcomes are dropped");
             if let Some(p) = self.batches.get_mut(id) {
                 p.done = true;
             }
         }
-        for id in report.completed {
+        for id in &report.outcomes.completed {
             info!(batch = %id, "batch completed");
             metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
-            self.completed.push(id);
+            // Only the SCOMO engine's batches need it; others' owners poll.
+            if self.batches.get(id).is_some_and(|p| p.scomo) {
+                self.completed.push(*id);
+            }
         }
-        // The activity time only keeps other nodes' sweeps (at twice the
-        // idle timeout) away, and closing the session writes it anyway:
-        // refresh it now and then, not on every message.
-        let ending = self.ended.is_some();
-        if !ending && self.touched_at.elapsed() >= touch_interval(state.config()) {
-            store.touch_session(key, now).await?;
-            self.touched_at = Instant::now();
-        }
-        Ok(())
+        Ok(report)
     }
 
-    /// Closes the store row; its batches are settled by the requeue rule.
-    async fn finish(&mut self, state: &AppState, outcome: &ServerOutcome, now: Timestamp) {
-        let (stored, detail) = match outcome {
+    /// How the store records the engine's end of the session.
+    fn session_end(&self, outcome: &ServerOutcome) -> SessionEnd {
+        let (outcome, detail) = match outcome {
             ServerOutcome::Completed => (SessionOutcome::Ok, None),
             ServerOutcome::AbortedByClient => (
                 SessionOutcome::Aborted,
@@ -601,7 +699,12 @@ impl LiveSession {
             ServerOutcome::AuthenticationFailed => (SessionOutcome::AuthFailed, None),
             ServerOutcome::Failed(e) => (SessionOutcome::Error, Some(e.to_string())),
         };
-        self.close(state, stored, detail, now).await;
+        SessionEnd {
+            outcome,
+            messages_in: self.messages_in,
+            messages_out: self.messages_out,
+            detail,
+        }
     }
 
     /// Ends the session as `outcome` (also for idle expiry and shutdown).
@@ -629,25 +732,8 @@ impl LiveSession {
         detail: Option<String>,
         now: Timestamp,
     ) {
-        metrics::counter!(crate::metrics::SESSIONS_ENDED, "outcome" => outcome.as_str())
-            .increment(1);
-        metrics::histogram!(crate::metrics::SESSION_DURATION)
-            .record(self.started.elapsed().as_secs_f64());
-        info!(
-            outcome = outcome.as_str(),
-            messages_in = self.messages_in,
-            messages_out = self.messages_out,
-            "session ended"
-        );
+        self.closed_bookkeeping(state, outcome, now);
         let Some(key) = self.key else { return };
-        state.publish(crate::events::ApiEvent::new(
-            "session",
-            key.0,
-            &self.device_id,
-            outcome.as_str(),
-            None,
-            now,
-        ));
         let end = SessionEnd {
             outcome,
             messages_in: self.messages_in,
@@ -664,6 +750,40 @@ impl LiveSession {
             Ok(_) => {}
             Err(e) => warn!(error = %crate::error::ErrorChain(&e), "cannot close the session row"),
         }
+    }
+
+    /// Metrics, log line and live event of a session's end.
+    fn closed_bookkeeping(&self, state: &AppState, outcome: SessionOutcome, now: Timestamp) {
+        metrics::counter!(crate::metrics::SESSIONS_ENDED, "outcome" => outcome.as_str())
+            .increment(1);
+        metrics::histogram!(crate::metrics::SESSION_DURATION)
+            .record(self.started.elapsed().as_secs_f64());
+        info!(
+            outcome = outcome.as_str(),
+            messages_in = self.messages_in,
+            messages_out = self.messages_out,
+            "session ended"
+        );
+        if let Some(key) = self.key {
+            state.publish(crate::events::ApiEvent::new(
+                "session",
+                key.0,
+                &self.device_id,
+                outcome.as_str(),
+                None,
+                now,
+            ));
+        }
+    }
+}
+
+impl Writes {
+    fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+            && self.nonces.is_none()
+            && self.outcomes.is_empty()
+            && self.alerts.is_empty()
+            && !self.cancel_notifications
     }
 }
 

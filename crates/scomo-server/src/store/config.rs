@@ -19,6 +19,27 @@ pub struct StoreConfig {
     /// `search_path` (`[a-z_][a-z0-9_]*`, at most 63 bytes). Tests use a
     /// random one per run; deployments normally leave it unset.
     pub pg_schema: Option<String>,
+    /// SQLite: when a commit reaches the disk (`PRAGMA synchronous`).
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's durability level (`PRAGMA synchronous` in WAL mode).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SqliteSync {
+    /// Every commit is on disk before it returns (one fsync of the WAL per
+    /// commit; group commit shares it between the sessions of one batch):
+    /// a committed write survives power loss.
+    #[default]
+    Full,
+    /// The WAL is synced at checkpoints only: a crash of the process loses
+    /// nothing, a power loss or kernel crash may lose the last commits
+    /// (the database stays consistent). Faster; a durability trade-off
+    /// the operator makes.
+    Normal,
 }
 
 impl StoreConfig {
@@ -30,6 +51,7 @@ impl StoreConfig {
             acquire_timeout: Duration::from_secs(30),
             busy_timeout: Duration::from_secs(10),
             pg_schema: None,
+            sqlite_synchronous: SqliteSync::Full,
         }
     }
 }

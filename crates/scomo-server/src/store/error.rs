@@ -26,6 +26,13 @@ pub enum StoreError {
     /// The database failed or refused a statement.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// SQLite: the group transaction a write was part of failed (it was
+    /// rolled back with every write of the group).
+    #[error("group transaction failed: {reason}")]
+    GroupCommit {
+        /// Why.
+        reason: String,
+    },
     /// Applying migrations failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),

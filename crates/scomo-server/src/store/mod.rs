@@ -90,7 +90,7 @@ pub use campaigns_model::{
     CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, FinishedMemberJob, MemberOutcome,
     NewCampaign,
 };
-pub use config::StoreConfig;
+pub use config::{SqliteSync, StoreConfig};
 pub use error::{Result, StoreError};
 pub use jobs_model::{
     CatalogRule, Delivery, Inventory, InventoryEntry, InventoryKind, Job, JobEvent, JobFilter,
@@ -99,14 +99,20 @@ pub use jobs_model::{
 pub use model::{
     command_count, AlertId, ApiToken, AuthType, Backoff, Batch, BatchId, BatchState,
     ClientCredentials, CommandOutcome, Device, DeviceFilter, DeviceOrigin, DevicePage,
-    DevicePageRequest, DeviceUpdate, LabelFilter, Lease, NewAlert, NewBatch, NewDevice, NewSession,
-    NonceUpdate, Nonces, Notification, NotificationId, NotificationState, OutcomeWrite,
-    OutcomesReport, RequeueReport, ServerCredentials, SessionEnd, SessionKey, SessionOutcome,
-    SessionRecord, StoredAlert, Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN,
-    DEVINFO_MOD, MAX_PAGE,
+    DevicePageRequest, DeviceUpdate, LabelFilter, Lease, MessageOutcome, MessageReport,
+    MessageWrite, NewAlert, NewBatch, NewDevice, NewSession, NonceUpdate, Nonces, Notification,
+    NotificationId, NotificationState, OutcomeWrite, OutcomesReport, RequeueReport,
+    ServerCredentials, SessionEnd, SessionKey, SessionOutcome, SessionRecord, StoredAlert,
+    Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN, DEVINFO_MOD, MAX_PAGE,
 };
 pub use packages_model::{DownloadToken, Package, PackageComponent};
 pub use sql::{Backend, SqlStore};
+
+/// Checks a client alert as [`AlertStore::record_alert`] would, without
+/// storing it (a session answers 500 for one the store would refuse).
+pub(crate) fn check_alert(alert: &NewAlert) -> Result<()> {
+    sql::check_alert(alert)
+}
 
 /// Opens the store at `config.url`, applying pending migrations.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
@@ -252,6 +258,12 @@ pub trait SessionStore: Send + Sync {
         before: Option<SessionKey>,
         limit: u32,
     ) -> Result<Vec<SessionRecord>>;
+
+    /// Writes everything one DM message changes in one transaction (see
+    /// [`MessageWrite`]). On SQLite the transaction is shared with the
+    /// concurrent messages of other sessions (group commit); either way it
+    /// returns once the write is committed.
+    async fn write_message(&self, write: MessageWrite, now: Timestamp) -> Result<MessageReport>;
 }
 
 /// The command queue the SCOMO server drives devices through.
@@ -259,6 +271,10 @@ pub trait SessionStore: Send + Sync {
 pub trait CommandQueue: Send + Sync {
     /// Queues a batch for a device.
     async fn enqueue_batch(&self, batch: &NewBatch, now: Timestamp) -> Result<BatchId>;
+
+    /// Whether the device has pending batches (a read: a session asks
+    /// before it claims).
+    async fn has_pending_batches(&self, device_id: &str) -> Result<bool>;
 
     /// Moves up to `limit` of the session's device's pending batches to
     /// in-flight on `session` and returns them oldest first.

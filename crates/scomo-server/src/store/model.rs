@@ -599,6 +599,71 @@ pub struct OutcomesReport {
     pub gone: Vec<BatchId>,
 }
 
+/// One command's status and results, owned (see [`MessageWrite`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageOutcome {
+    /// The batch.
+    pub batch: BatchId,
+    /// The command's position in [`command_count`] order.
+    pub index: u32,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its results.
+    pub results: Vec<Results>,
+}
+
+/// Everything one DM message changes in the store, written in one
+/// transaction by [`crate::store::SessionStore::write_message`], in this
+/// order: the session row, DevInfo/DevDetail, nonces, cancelled package 0,
+/// client alerts, outcomes and completed batches, claimed batches, the
+/// activity time, the session's end.
+#[derive(Clone, Debug, Default)]
+pub struct MessageWrite {
+    /// The device.
+    pub device_id: String,
+    /// The session's row; `None` with [`MessageWrite::start`] creates it.
+    pub session: Option<SessionKey>,
+    /// Creates the session row (the first write of a session).
+    pub start: Option<NewSession>,
+    /// DevInfo/DevDetail values (as `record_device_info`); also marks the
+    /// device seen.
+    pub nodes: BTreeMap<String, String>,
+    /// New nonces.
+    pub nonces: Option<NonceUpdate>,
+    /// Cancel the device's pending package 0 (it called).
+    pub cancel_notifications: bool,
+    /// Client alerts to store (their `session` is this session).
+    pub alerts: Vec<NewAlert>,
+    /// Statuses and results (as `record_outcomes`).
+    pub outcomes: Vec<MessageOutcome>,
+    /// Batches of this session to complete (as `record_outcomes`).
+    pub complete: Vec<BatchId>,
+    /// Claim up to this many pending batches and mark them sent (as
+    /// `claim_batches` then `mark_batch_sent`): the message that carries
+    /// them is built next.
+    pub claim: Option<u32>,
+    /// Refresh the session's activity time.
+    pub touch: bool,
+    /// End the session (as `finish_session`, requeue rule included).
+    pub finish: Option<SessionEnd>,
+}
+
+/// What [`crate::store::SessionStore::write_message`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageReport {
+    /// The session's row (created by this write if it started it).
+    pub session: Option<SessionKey>,
+    /// The stored alerts, in the order given.
+    pub alerts: Vec<AlertId>,
+    /// Outcomes and completions.
+    pub outcomes: OutcomesReport,
+    /// The batches claimed and marked sent, oldest first.
+    pub claimed: Vec<Batch>,
+    /// The requeue report of the session's end; `None` if not asked, or if
+    /// the row had already been closed (by a sweep).
+    pub finished: Option<RequeueReport>,
+}
+
 /// A stored batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {

@@ -43,36 +43,7 @@ struct AlertRow {
 #[async_trait]
 impl AlertStore for SqlStore {
     async fn record_alert(&self, alert: &NewAlert, now: Timestamp) -> Result<AlertId> {
-        if let Some(c) = &alert.correlator {
-            check_len("correlator", c, MAX_TAG_LEN)?;
-        }
-        for (field, v) in [
-            ("alert type", &alert.alert_type),
-            ("alert format", &alert.format),
-            ("alert mark", &alert.mark),
-            ("alert source", &alert.source_uri),
-            ("alert target", &alert.target_uri),
-        ] {
-            if let Some(v) = v {
-                check_len(field, v, MAX_ALERT_TEXT_LEN)?;
-            }
-        }
-        let data = match &alert.data {
-            None => None,
-            Some(d) => {
-                let json = serde_json::to_string(d).map_err(|source| StoreError::Serialize {
-                    what: "alert data",
-                    source,
-                })?;
-                if json.len() > MAX_JSON_LEN {
-                    return Err(StoreError::Invalid {
-                        field: "alert data",
-                        reason: format!("{} bytes, at most {MAX_JSON_LEN}", json.len()),
-                    });
-                }
-                Some(json)
-            }
-        };
+        let data = alert_data(alert)?;
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let link: Option<(i64, String)> = match &alert.correlator {
@@ -249,4 +220,39 @@ fn alert_from_row(r: AlertRow) -> Result<StoredAlert> {
         received_at: Timestamp::from_unix_millis(r.received_at),
         processed_at: opt_ts(r.processed_at),
     })
+}
+
+/// Checks an alert's fields and serializes its data.
+pub(crate) fn alert_data(alert: &NewAlert) -> Result<Option<String>> {
+    if let Some(c) = &alert.correlator {
+        check_len("correlator", c, MAX_TAG_LEN)?;
+    }
+    for (field, v) in [
+        ("alert type", &alert.alert_type),
+        ("alert format", &alert.format),
+        ("alert mark", &alert.mark),
+        ("alert source", &alert.source_uri),
+        ("alert target", &alert.target_uri),
+    ] {
+        if let Some(v) = v {
+            check_len(field, v, MAX_ALERT_TEXT_LEN)?;
+        }
+    }
+    let data = match &alert.data {
+        None => None,
+        Some(d) => {
+            let json = serde_json::to_string(d).map_err(|source| StoreError::Serialize {
+                what: "alert data",
+                source,
+            })?;
+            if json.len() > MAX_JSON_LEN {
+                return Err(StoreError::Invalid {
+                    field: "alert data",
+                    reason: format!("{} bytes, at most {MAX_JSON_LEN}", json.len()),
+                });
+            }
+            Some(json)
+        }
+    };
+    Ok(data)
 }

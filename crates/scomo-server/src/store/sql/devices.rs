@@ -340,24 +340,7 @@ impl DeviceStore for SqlStore {
         nodes: &BTreeMap<String, String>,
         now: Timestamp,
     ) -> Result<()> {
-        if nodes.len() > MAX_DEVICE_NODES {
-            return Err(StoreError::Invalid {
-                field: "nodes",
-                reason: format!("{} nodes, at most {MAX_DEVICE_NODES}", nodes.len()),
-            });
-        }
-        for (path, value) in nodes {
-            check_len("node path", path, MAX_NODE_PATH_LEN)?;
-            if value.len() > MAX_NODE_VALUE_LEN {
-                return Err(StoreError::Invalid {
-                    field: "node value",
-                    reason: format!(
-                        "{path}: {} bytes, at most {MAX_NODE_VALUE_LEN}",
-                        value.len()
-                    ),
-                });
-            }
-        }
+        check_nodes(nodes)?;
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let n = sqlx::query(
@@ -519,6 +502,29 @@ fn corrupt(what: &'static str, value: &str) -> StoreError {
         what,
         reason: format!("unknown value {value:?}"),
     }
+}
+
+/// Checks DevInfo/DevDetail values before they are recorded.
+pub(crate) fn check_nodes(nodes: &BTreeMap<String, String>) -> Result<()> {
+    if nodes.len() > MAX_DEVICE_NODES {
+        return Err(StoreError::Invalid {
+            field: "nodes",
+            reason: format!("{} nodes, at most {MAX_DEVICE_NODES}", nodes.len()),
+        });
+    }
+    for (path, value) in nodes {
+        check_len("node path", path, MAX_NODE_PATH_LEN)?;
+        if value.len() > MAX_NODE_VALUE_LEN {
+            return Err(StoreError::Invalid {
+                field: "node value",
+                reason: format!(
+                    "{path}: {} bytes, at most {MAX_NODE_VALUE_LEN}",
+                    value.len()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_credentials(

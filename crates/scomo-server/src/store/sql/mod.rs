@@ -4,6 +4,7 @@
 //! for each pool type; the SQL is shared (`$n` placeholders work on both).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
@@ -11,9 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, ConnectOptions as _};
 
-use super::config::StoreConfig;
+use super::config::{SqliteSync, StoreConfig};
 use super::error::{Result, StoreError};
 use super::model::{Timestamp, MAX_PAGE};
 use super::Store;
@@ -22,11 +23,13 @@ mod alerts;
 mod campaigns;
 mod devices;
 mod jobs;
+mod message;
 mod notify;
 mod packages;
 mod queue;
 mod sessions;
 mod tokens;
+mod writer;
 
 /// Embedded SQLite migrations (`migrations/sqlite/<version>_<name>.sql`).
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -47,6 +50,9 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: Pool,
+    /// SQLite: the group-commit writer the DM sessions' writes go through
+    /// (see [`writer`]).
+    writer: Option<Arc<writer::GroupWriter>>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,17 +81,112 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// Begins a write transaction. On SQLite `BEGIN IMMEDIATE` takes the write
-/// lock up front (waiting up to `busy_timeout`), so a transaction that reads
+/// Begins a write transaction ([`WriteTx`]). On SQLite it first waits for
+/// the database's write turn ([`GatePool::write_turn`]), then `BEGIN
+/// IMMEDIATE` takes the write lock up front, so a transaction that reads
 /// before it writes cannot fail with `SQLITE_BUSY` on upgrade.
 macro_rules! begin_write {
-    ($pool:expr, $pg:expr) => {
-        $pool
+    ($pool:expr, $pg:expr) => {{
+        let turn = $crate::store::sql::GatePool::write_turn($pool).await;
+        let tx = $pool
             .begin_with(if $pg { "BEGIN" } else { "BEGIN IMMEDIATE" })
-            .await?
-    };
+            .await?;
+        $crate::store::sql::WriteTx::new(tx, turn)
+    }};
 }
 pub(crate) use begin_write;
+
+/// Checks a client alert as `record_alert` would.
+pub(crate) fn check_alert(alert: &super::NewAlert) -> Result<()> {
+    alerts::alert_data(alert).map(|_| ())
+}
+
+/// A write transaction holding its SQLite write turn until it ends. Derefs
+/// to the connection, like [`sqlx::Transaction`].
+pub(crate) struct WriteTx<'c, DB: sqlx::Database> {
+    tx: sqlx::Transaction<'c, DB>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<'c, DB: sqlx::Database> WriteTx<'c, DB> {
+    pub(crate) fn new(
+        tx: sqlx::Transaction<'c, DB>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
+        WriteTx { tx, _turn: turn }
+    }
+
+    /// Commits, then gives the write turn up.
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTx<'_, DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// Turn-taking between the writers of one SQLite database in this process.
+///
+/// SQLite has one writer at a time; writers that collide wait in its busy
+/// handler, which sleeps in growing steps (1, 2, 5, 10, … ms) and so stalls
+/// the group-commit writer, and with it every DM session, whenever a
+/// background task (SCOMO worker, notifier, sweeper, API) writes at the
+/// same moment. Instead every write transaction waits for its turn here,
+/// first come first served (tokio's mutex is fair), and never meets
+/// another writer inside SQLite.
+pub(crate) trait GatePool {
+    /// The database's write turn (SQLite), or `None` (PostgreSQL).
+    fn write_turn(
+        &self,
+    ) -> impl std::future::Future<Output = Option<tokio::sync::OwnedMutexGuard<()>>> + Send;
+}
+
+impl GatePool for SqlitePool {
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        Some(
+            sqlite_gate(self.connect_options().get_filename())
+                .lock_owned()
+                .await,
+        )
+    }
+}
+
+impl GatePool for PgPool {
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        None
+    }
+}
+
+/// The write gate of the SQLite database at `path`, one per file in this
+/// process (stores opened on the same file share it).
+pub(crate) fn sqlite_gate(path: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Mutex, OnceLock, Weak};
+    type Gates = Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>;
+    static GATES: OnceLock<Gates> = OnceLock::new();
+    let gates = GATES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut gates = gates
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(g) = gates.get(path).and_then(Weak::upgrade) {
+        return g;
+    }
+    gates.retain(|_, g| g.strong_count() > 0);
+    let g = Arc::new(tokio::sync::Mutex::new(()));
+    gates.insert(path.to_owned(), Arc::downgrade(&g));
+    g
+}
 
 /// Picks the PostgreSQL or the SQLite text of a statement.
 pub(crate) fn pick(pg: bool, postgres: &'static str, sqlite: &'static str) -> &'static str {
@@ -120,6 +221,9 @@ impl SqlStore {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.stop();
+        }
         with_pool!(self, |pool, _pg| pool.close().await)
     }
 }
@@ -146,18 +250,26 @@ async fn open_sqlite(config: &StoreConfig) -> Result<SqlStore> {
     let options = SqliteConnectOptions::from_str(&config.url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a committed enqueue survives power loss, not only a crash.
-        .synchronous(SqliteSynchronous::Full)
+        // FULL (default): a committed enqueue survives power loss, not only
+        // a crash. NORMAL is the operator's choice (`database.sqlite_synchronous`).
+        .synchronous(match config.sqlite_synchronous {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        })
         .foreign_keys(true)
         .busy_timeout(config.busy_timeout);
     let pool = SqlitePoolOptions::new()
         .max_connections(pool_size(config, 4)?)
         .acquire_timeout(config.acquire_timeout)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
     SQLITE_MIGRATOR.run(&pool).await?;
+    // Held by the writer (and so by the store) for as long as it runs.
+    let gate = sqlite_gate(options.get_filename());
+    let writer = writer::GroupWriter::spawn(options.connect().await?, gate);
     Ok(SqlStore {
         pool: Pool::Sqlite(pool),
+        writer: Some(Arc::new(writer)),
     })
 }
 
@@ -188,6 +300,7 @@ async fn open_postgres(config: &StoreConfig) -> Result<SqlStore> {
     PG_MIGRATOR.run(&pool).await?;
     Ok(SqlStore {
         pool: Pool::Postgres(pool),
+        writer: None,
     })
 }
 

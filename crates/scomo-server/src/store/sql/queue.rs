@@ -31,7 +31,7 @@ macro_rules! batch_cols {
 }
 
 #[derive(sqlx::FromRow)]
-struct BatchRow {
+pub(crate) struct BatchRow {
     id: i64,
     device_id: String,
     owner: String,
@@ -126,6 +126,18 @@ impl CommandQueue for SqlStore {
             }
             tx.commit().await?;
             Ok(BatchId(id))
+        })
+    }
+
+    async fn has_pending_batches(&self, device_id: &str) -> Result<bool> {
+        with_pool!(self, |pool, _pg| {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM command_batches WHERE device_id = $1 AND state = 'pending' LIMIT 1",
+            )
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(found.is_some())
         })
     }
 
@@ -453,7 +465,7 @@ impl CommandQueue for SqlStore {
         check_len("lease consumer", &lease.consumer, MAX_TAG_LEN)?;
         let rows: Vec<BatchRow> = with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let rows = sqlx::query_as(pick(
+            let query = sqlx::query_as(pick(
                 pg,
                 concat!(
                     "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
@@ -465,10 +477,14 @@ impl CommandQueue for SqlStore {
                      WHERE id IN (SELECT id FROM picked) RETURNING ",
                     batch_cols!()
                 ),
+                // SQLite compares text bytewise: the owner range walks the
+                // owner index over this prefix only, not every finished
+                // batch nobody polls for (a scan, under the write lock).
                 concat!(
                     "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
                      WHERE finished_at IS NOT NULL AND reported_at IS NULL \
                      AND (lease_until IS NULL OR lease_until <= $3) \
+                     AND owner >= $4 AND owner < $6 \
                      AND substr(owner, 1, length($4)) = $4 ORDER BY id LIMIT $5) \
                      UPDATE command_batches SET lease_owner = $1, lease_until = $2 \
                      WHERE id IN (SELECT id FROM picked) RETURNING ",
@@ -479,9 +495,13 @@ impl CommandQueue for SqlStore {
             .bind(ts(lease.until))
             .bind(ts(now))
             .bind(owner_prefix)
-            .bind(page_limit(limit))
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(page_limit(limit));
+            let query = if pg {
+                query
+            } else {
+                query.bind(format!("{owner_prefix}{}", char::MAX))
+            };
+            let rows = query.fetch_all(&mut *tx).await?;
             tx.commit().await?;
             rows
         });
@@ -545,7 +565,10 @@ impl SqlStore {
     }
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<String> {
     let json =
         serde_json::to_string(value).map_err(|source| StoreError::Serialize { what, source })?;
     if json.len() > MAX_JSON_LEN {
@@ -557,7 +580,7 @@ fn to_json<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Resul
     Ok(json)
 }
 
-fn batch_from_row(r: BatchRow, outcomes: Vec<CommandOutcome>) -> Result<Batch> {
+pub(crate) fn batch_from_row(r: BatchRow, outcomes: Vec<CommandOutcome>) -> Result<Batch> {
     let commands: Vec<Command> =
         serde_json::from_str(&r.commands).map_err(|e| StoreError::Corrupt {
             what: "command_batches.commands",

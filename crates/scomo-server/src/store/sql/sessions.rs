@@ -6,7 +6,8 @@ use omadm_wire::AlertCode;
 use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
 use crate::store::error::{Result, StoreError};
 use crate::store::model::{
-    NewSession, RequeueReport, SessionEnd, SessionKey, SessionOutcome, SessionRecord, Timestamp,
+    MessageReport, MessageWrite, NewSession, RequeueReport, SessionEnd, SessionKey, SessionOutcome,
+    SessionRecord, Timestamp,
 };
 use crate::store::SessionStore;
 
@@ -37,19 +38,26 @@ struct SessionRow {
 }
 
 // The requeue rule, per ended session `$2` (`$1` in the statements that need
-// no time). Order matters: completed first, so a batch with every status is
+// no time). Each repeats the condition of the partial index
+// `command_batches_session` (`state IN ('in_flight', 'sent')`): SQLite uses
+// a partial index only when the query names its condition, and otherwise
+// scans every batch ever queued, once per rule and ended session. Order matters: completed first, so a batch with every status is
 // not resent; outcomes dropped before the batch they belong to is requeued.
-const RULE_COMPLETED: &str = "UPDATE command_batches SET state = 'completed', finished_at = $1 \
-     WHERE session_ref = $2 AND state = 'sent' AND command_count <= \
+pub(crate) const RULE_COMPLETED: &str = "UPDATE command_batches SET state = 'completed', finished_at = $1 \
+     WHERE session_ref = $2 AND state IN ('in_flight', 'sent') AND state = 'sent' AND command_count <= \
      (SELECT COUNT(*) FROM command_outcomes o WHERE o.batch_id = command_batches.id)";
-const RULE_NEVER_SENT: &str = "UPDATE command_batches SET state = 'pending', session_ref = NULL, \
-     claimed_at = NULL WHERE session_ref = $1 AND state = 'in_flight'";
-const RULE_DROP_PARTIAL: &str = "DELETE FROM command_outcomes WHERE batch_id IN \
-     (SELECT id FROM command_batches WHERE session_ref = $1 AND state = 'sent' AND idempotent)";
-const RULE_RESEND: &str = "UPDATE command_batches SET state = 'pending', session_ref = NULL, \
-     claimed_at = NULL, sent_at = NULL WHERE session_ref = $1 AND state = 'sent' AND idempotent";
-const RULE_UNACKNOWLEDGED: &str = "UPDATE command_batches SET state = 'unacknowledged', \
-     finished_at = $1 WHERE session_ref = $2 AND state = 'sent'";
+pub(crate) const RULE_NEVER_SENT: &str = "UPDATE command_batches SET state = 'pending', session_ref = NULL, \
+     claimed_at = NULL WHERE session_ref = $1 AND state IN ('in_flight', 'sent') AND state = 'in_flight'";
+pub(crate) const RULE_DROP_PARTIAL: &str = "DELETE FROM command_outcomes WHERE batch_id IN \
+     (SELECT id FROM command_batches WHERE session_ref = $1 AND state IN ('in_flight', 'sent') \
+     AND state = 'sent' AND idempotent)";
+pub(crate) const RULE_RESEND: &str =
+    "UPDATE command_batches SET state = 'pending', session_ref = NULL, \
+     claimed_at = NULL, sent_at = NULL WHERE session_ref = $1 AND state IN ('in_flight', 'sent') \
+     AND state = 'sent' AND idempotent";
+pub(crate) const RULE_UNACKNOWLEDGED: &str =
+    "UPDATE command_batches SET state = 'unacknowledged', \
+     finished_at = $1 WHERE session_ref = $2 AND state IN ('in_flight', 'sent') AND state = 'sent'";
 
 /// Applies the requeue rule to the batches of the just-ended session
 /// `$session`, inside the transaction `$tx`; evaluates to a [`RequeueReport`].
@@ -91,6 +99,8 @@ macro_rules! settle_session {
         }
     }};
 }
+
+pub(crate) use settle_session;
 
 /// Why a write to session `$key` matched no open session, inside `$conn`.
 macro_rules! session_gone {
@@ -223,8 +233,9 @@ impl SessionStore for SqlStore {
                 pg,
                 "SELECT id FROM dm_sessions WHERE ended_at IS NULL AND last_activity_at < $1 \
                  ORDER BY id FOR UPDATE SKIP LOCKED",
-                "SELECT id FROM dm_sessions WHERE ended_at IS NULL AND last_activity_at < $1 \
-                 ORDER BY id",
+                // The partial index of open sessions, not the whole audit log.
+                "SELECT id FROM dm_sessions INDEXED BY dm_sessions_open \
+                 WHERE ended_at IS NULL AND last_activity_at < $1 ORDER BY id",
             ))
             .bind(ts(idle_since))
             .fetch_all(&mut *tx)
@@ -258,6 +269,10 @@ impl SessionStore for SqlStore {
             .await?;
             row.map(session_from_row).transpose()
         })
+    }
+
+    async fn write_message(&self, write: MessageWrite, now: Timestamp) -> Result<MessageReport> {
+        self.write_message_impl(write, now).await
     }
 
     async fn sessions(

@@ -1,0 +1,446 @@
+//! [`SessionStore::write_message`](crate::store::SessionStore::write_message):
+//! everything one DM message changes, in one transaction.
+//!
+//! A session used to write each kind of change in a transaction of its own
+//! (session row, DevInfo, nonces, outcomes, claim, mark sent, touch,
+//! finish: about eight commits per session, each an fsync on SQLite). Here
+//! one message is one transaction; on SQLite it also joins the group
+//! commit of the concurrent sessions ([`super::writer`]). The statements
+//! are those of the single-purpose methods, with the same fences.
+
+use std::collections::BTreeMap;
+
+use super::alerts::alert_data;
+use super::devices::check_nodes;
+use super::queue::{batch_from_row, to_json, BatchRow, MAX_TAG_LEN};
+use super::sessions::{
+    settle_session, unknown_device_on_fk, RULE_COMPLETED, RULE_DROP_PARTIAL, RULE_NEVER_SENT,
+    RULE_RESEND, RULE_UNACKNOWLEDGED,
+};
+use super::{check_len, page_limit, pick, ts, Pool, SqlStore};
+use crate::store::error::{Result, StoreError};
+use crate::store::model::{
+    BatchId, MessageReport, MessageWrite, RequeueReport, SessionKey, Timestamp, DEVDETAIL_DEV_TYP,
+    DEVINFO_MAN, DEVINFO_MOD,
+};
+
+macro_rules! batch_cols {
+    () => {
+        "id, device_id, owner, commands, command_count, idempotent, state, session_ref, \
+         attempts, created_at, claimed_at, sent_at, finished_at"
+    };
+}
+
+/// Outcome rows per INSERT (5 parameters each, well under SQLite's and
+/// PostgreSQL's limits).
+const OUTCOMES_PER_STATEMENT: usize = 500;
+
+/// Longest SessionID or node id stored (as `start_session`).
+const MAX_SESSION_TEXT_LEN: usize = 1024;
+
+/// A [`MessageWrite`] checked and serialized, ready to run.
+struct Prepared {
+    w: MessageWrite,
+    /// Serialized results, one per outcome.
+    results: Vec<String>,
+    /// Serialized data, one per alert.
+    alert_data: Vec<Option<String>>,
+}
+
+impl Prepared {
+    /// Checks and serializes in the caller's task, so the writer (which
+    /// holds the write lock) only runs statements.
+    fn new(w: MessageWrite) -> Result<Prepared> {
+        if let Some(s) = &w.start {
+            check_len("session id", &s.session_id, MAX_SESSION_TEXT_LEN)?;
+            check_len("node id", &s.node_id, MAX_SESSION_TEXT_LEN)?;
+        }
+        if w.session.is_none() && w.start.is_none() {
+            return Err(StoreError::Invalid {
+                field: "session",
+                reason: "a message write needs a session or a session start".into(),
+            });
+        }
+        check_nodes(&w.nodes)?;
+        if let Some(end) = &w.finish {
+            if let Some(d) = &end.detail {
+                check_len("session detail", d, MAX_SESSION_TEXT_LEN)?;
+            }
+        }
+        let alert_data = w.alerts.iter().map(alert_data).collect::<Result<_>>()?;
+        for a in &w.alerts {
+            if let Some(c) = &a.correlator {
+                check_len("correlator", c, MAX_TAG_LEN)?;
+            }
+        }
+        let results = w
+            .outcomes
+            .iter()
+            .map(|o| to_json("results", &o.results))
+            .collect::<Result<_>>()?;
+        Ok(Prepared {
+            w,
+            results,
+            alert_data,
+        })
+    }
+}
+
+/// The statements of one message, on connection `&mut *$c`; `$pg` says
+/// whether it is PostgreSQL. Evaluates to `Result<MessageReport>`.
+macro_rules! apply_message {
+    ($c:ident, $pg:expr, $p:expr, $now:expr) => {{
+        let p: Prepared = $p;
+        let pg: bool = $pg;
+        let now: i64 = $now;
+        let w = &p.w;
+        let mut report = MessageReport::default();
+        let session = match (w.session, &w.start) {
+            (Some(k), _) => k,
+            (None, Some(s)) => {
+                let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+                    "INSERT INTO dm_sessions (device_id, session_id, node_id, initiation, \
+                     started_at, last_activity_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                )
+                .bind(&s.device_id)
+                .bind(&s.session_id)
+                .bind(&s.node_id)
+                .bind(i64::from(s.initiation.0))
+                .bind(now)
+                .fetch_one(&mut *$c)
+                .await;
+                SessionKey(id.map_err(|e| unknown_device_on_fk(e, &s.device_id))?)
+            }
+            (None, None) => {
+                return Err(StoreError::Invalid {
+                    field: "session",
+                    reason: "a message write needs a session or a session start".into(),
+                })
+            }
+        };
+        report.session = Some(session);
+
+        if !w.nodes.is_empty() {
+            let n = sqlx::query(
+                "UPDATE devices SET last_seen_at = $2, first_seen_at = COALESCE(first_seen_at, $2), \
+                 updated_at = $2, man = COALESCE($3, man), model = COALESCE($4, model), \
+                 dev_typ = COALESCE($5, dev_typ) WHERE id = $1",
+            )
+            .bind(&w.device_id)
+            .bind(now)
+            .bind(w.nodes.get(DEVINFO_MAN))
+            .bind(w.nodes.get(DEVINFO_MOD))
+            .bind(w.nodes.get(DEVDETAIL_DEV_TYP))
+            .execute(&mut *$c)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::UnknownDevice {
+                    id: w.device_id.clone(),
+                });
+            }
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO device_nodes (device_id, path, value, updated_at) ",
+            );
+            qb.push_values(&w.nodes, |mut b, (path, value)| {
+                b.push_bind(w.device_id.clone())
+                    .push_bind(path.clone())
+                    .push_bind(value.clone())
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (device_id, path) \
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            );
+            qb.build().execute(&mut *$c).await?;
+        }
+
+        if let Some(u) = &w.nonces {
+            if u.client.is_some() || u.server.is_some() {
+                let n = sqlx::query(
+                    "UPDATE devices SET client_nonce = COALESCE($2, client_nonce), \
+                     server_nonce = COALESCE($3, server_nonce), updated_at = $4 WHERE id = $1",
+                )
+                .bind(&w.device_id)
+                .bind(u.client.as_deref())
+                .bind(u.server.as_deref())
+                .bind(now)
+                .execute(&mut *$c)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::UnknownDevice {
+                        id: w.device_id.clone(),
+                    });
+                }
+            }
+        }
+
+        if w.cancel_notifications {
+            sqlx::query(
+                "UPDATE notifications SET state = 'cancelled', closed_at = $2 \
+                 WHERE device_id = $1 AND state = 'pending'",
+            )
+            .bind(&w.device_id)
+            .bind(now)
+            .execute(&mut *$c)
+            .await?;
+        }
+
+        for (alert, data) in w.alerts.iter().zip(&p.alert_data) {
+            let link: Option<(i64, String)> = match &alert.correlator {
+                None => None,
+                Some(c) => {
+                    sqlx::query_as(
+                        "SELECT b.id, b.owner FROM batch_correlators k \
+                         JOIN command_batches b ON b.id = k.batch_id \
+                         WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1",
+                    )
+                    .bind(&alert.device_id)
+                    .bind(c)
+                    .fetch_optional(&mut *$c)
+                    .await?
+                }
+            };
+            let (batch_id, owner) = link.unzip();
+            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO generic_alerts (device_id, session_ref, code, correlator, alert_type, \
+                 format, mark, source_uri, target_uri, data, batch_id, owner, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+            )
+            .bind(&alert.device_id)
+            .bind(session.0)
+            .bind(i64::from(alert.code.0))
+            .bind(alert.correlator.as_deref())
+            .bind(alert.alert_type.as_deref())
+            .bind(alert.format.as_deref())
+            .bind(alert.mark.as_deref())
+            .bind(alert.source_uri.as_deref())
+            .bind(alert.target_uri.as_deref())
+            .bind(data.as_deref())
+            .bind(batch_id)
+            .bind(owner)
+            .bind(now)
+            .fetch_one(&mut *$c)
+            .await;
+            let id = id.map_err(|e| unknown_device_on_fk(e, &alert.device_id))?;
+            report.alerts.push(crate::store::AlertId(id));
+        }
+
+        if !w.outcomes.is_empty() || !w.complete.is_empty() {
+            // Which of the batches this session still holds, with their size.
+            let mut held: BTreeMap<BatchId, i64> = BTreeMap::new();
+            let mut ids: Vec<BatchId> = w.outcomes.iter().map(|o| o.batch).collect();
+            ids.extend_from_slice(&w.complete);
+            ids.sort();
+            ids.dedup();
+            // One read for every batch the session still holds.
+            let rows: Vec<(i64, i64)> = sqlx::query_as(pick(
+                pg,
+                "SELECT id, command_count FROM command_batches WHERE session_ref = $1 \
+                 AND state IN ('in_flight', 'sent') ORDER BY id FOR UPDATE",
+                "SELECT id, command_count FROM command_batches WHERE session_ref = $1 \
+                 AND state IN ('in_flight', 'sent') ORDER BY id",
+            ))
+            .bind(session.0)
+            .fetch_all(&mut *$c)
+            .await?;
+            let holds: BTreeMap<BatchId, i64> =
+                rows.into_iter().map(|(id, n)| (BatchId(id), n)).collect();
+            for b in &ids {
+                match holds.get(b) {
+                    Some(n) => {
+                        held.insert(*b, *n);
+                    }
+                    None => report.outcomes.gone.push(*b),
+                }
+            }
+            let mut rows = Vec::with_capacity(w.outcomes.len());
+            for (o, json) in w.outcomes.iter().zip(&p.results) {
+                let Some(n) = held.get(&o.batch) else {
+                    continue;
+                };
+                if i64::from(o.index) >= *n {
+                    return Err(StoreError::Invalid {
+                        field: "command index",
+                        reason: format!("{} is not below the batch's {n} commands", o.index),
+                    });
+                }
+                rows.push((o, json));
+            }
+            // One statement per chunk of outcomes (5 parameters a row).
+            for chunk in rows.chunks(OUTCOMES_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, \
+                     recorded_at) ",
+                );
+                qb.push_values(chunk, |mut b, (o, json)| {
+                    b.push_bind(o.batch.0)
+                        .push_bind(i64::from(o.index))
+                        .push_bind(i64::from(o.status.0))
+                        .push_bind((*json).clone())
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (batch_id, cmd_index) DO UPDATE \
+                     SET status = excluded.status, results = excluded.results, \
+                     recorded_at = excluded.recorded_at",
+                );
+                qb.build().execute(&mut *$c).await?;
+            }
+            for b in held.keys() {
+                let state = if w.complete.contains(b) {
+                    "completed"
+                } else {
+                    "sent"
+                };
+                sqlx::query(
+                    "UPDATE command_batches SET state = $2, sent_at = COALESCE(sent_at, $3), \
+                     finished_at = CASE WHEN $2 = 'completed' THEN $3 ELSE finished_at END \
+                     WHERE id = $1",
+                )
+                .bind(b.0)
+                .bind(state)
+                .bind(now)
+                .execute(&mut *$c)
+                .await?;
+                if state == "completed" {
+                    report.outcomes.completed.push(*b);
+                }
+            }
+        }
+
+        if let Some(limit) = w.claim {
+            // As claim_batches: the session row orders this claim against
+            // a concurrent finish_session (PostgreSQL row lock).
+            let found: Option<Option<i64>> = sqlx::query_scalar(pick(
+                pg,
+                "SELECT ended_at FROM dm_sessions WHERE id = $1 FOR UPDATE",
+                "SELECT ended_at FROM dm_sessions WHERE id = $1",
+            ))
+            .bind(session.0)
+            .fetch_optional(&mut *$c)
+            .await?;
+            match found {
+                None => return Err(StoreError::UnknownSession { session }),
+                Some(Some(_)) => return Err(StoreError::SessionEnded { session }),
+                Some(None) => {}
+            }
+            // Claimed and marked sent at once: the message carrying them is
+            // built right after this write and leaves only once it is
+            // committed, so "sent" (possibly seen) is the truth from here.
+            let rows: Vec<BatchRow> = sqlx::query_as(pick(
+                pg,
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT $4 \
+                     FOR UPDATE SKIP LOCKED) \
+                     UPDATE command_batches SET state = 'sent', session_ref = $1, \
+                     claimed_at = $2, sent_at = $2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
+                    batch_cols!()
+                ),
+                concat!(
+                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+                     WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT $4) \
+                     UPDATE command_batches SET state = 'sent', session_ref = $1, \
+                     claimed_at = $2, sent_at = $2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
+                    batch_cols!()
+                ),
+            ))
+            .bind(session.0)
+            .bind(now)
+            .bind(&w.device_id)
+            .bind(page_limit(limit))
+            .fetch_all(&mut *$c)
+            .await?;
+            let mut claimed = rows
+                .into_iter()
+                .map(|r| batch_from_row(r, Vec::new()))
+                .collect::<Result<Vec<_>>>()?;
+            claimed.sort_by_key(|b| b.id);
+            report.claimed = claimed;
+        }
+
+        if w.touch && w.finish.is_none() {
+            // A swept session is caught by the next claim or outcome fence;
+            // the activity time alone is not worth failing the message.
+            sqlx::query(
+                "UPDATE dm_sessions SET last_activity_at = $2 WHERE id = $1 AND ended_at IS NULL",
+            )
+            .bind(session.0)
+            .bind(now)
+            .execute(&mut *$c)
+            .await?;
+        }
+
+        if let Some(end) = &w.finish {
+            let n = sqlx::query(
+                "UPDATE dm_sessions SET ended_at = $2, last_activity_at = $2, outcome = $3, \
+                 messages_in = $4, messages_out = $5, detail = $6 \
+                 WHERE id = $1 AND ended_at IS NULL",
+            )
+            .bind(session.0)
+            .bind(now)
+            .bind(end.outcome.as_str())
+            .bind(i64::from(end.messages_in))
+            .bind(i64::from(end.messages_out))
+            .bind(end.detail.as_deref())
+            .execute(&mut *$c)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                // The requeue rule has nothing to settle when the session
+                // holds no batch any more (the usual end): one read instead
+                // of its five statements.
+                let holding: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM command_batches WHERE session_ref = $1 \
+                     AND state IN ('in_flight', 'sent')",
+                )
+                .bind(session.0)
+                .fetch_one(&mut *$c)
+                .await?;
+                report.finished = Some(if holding == 0 {
+                    RequeueReport {
+                        sessions_closed: 1,
+                        ..RequeueReport::default()
+                    }
+                } else {
+                    settle_session!($c, session.0, now)
+                });
+            }
+        }
+        Ok::<MessageReport, StoreError>(report)
+    }};
+}
+
+impl SqlStore {
+    pub(crate) async fn write_message_impl(
+        &self,
+        write: MessageWrite,
+        now: Timestamp,
+    ) -> Result<MessageReport> {
+        let p = Prepared::new(write)?;
+        let now = ts(now);
+        match (&self.pool, &self.writer) {
+            (Pool::Sqlite(_), Some(writer)) => {
+                writer
+                    .write(move |conn| Box::pin(async move { apply_message!(conn, false, p, now) }))
+                    .await
+            }
+            (Pool::Sqlite(pool), None) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let report = apply_message!(tx, false, p, now)?;
+                tx.commit().await?;
+                Ok(report)
+            }
+            (Pool::Postgres(pool), _) => {
+                let mut tx = pool.begin().await?;
+                let report = apply_message!(tx, true, p, now)?;
+                tx.commit().await?;
+                Ok(report)
+            }
+        }
+    }
+}
