@@ -237,7 +237,10 @@ mod url_tests {
             ..SimConfig::default()
         };
         let urls: Vec<&str> = (0..4).map(|n| cfg.server_url_of(n)).collect();
-        assert_eq!(urls, ["http://a/dm", "http://b/dm", "http://a/dm", "http://b/dm"]);
+        assert_eq!(
+            urls,
+            ["http://a/dm", "http://b/dm", "http://a/dm", "http://b/dm"]
+        );
         let one = SimConfig::default();
         assert_eq!(one.server_url_of(7), one.server_url);
     }
