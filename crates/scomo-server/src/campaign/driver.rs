@@ -7,9 +7,10 @@
 //!  claim leases ─▶ restore planners (members from the store)
 //!     │
 //!     ├─ operator command (pause/resume/cancel, left by any node's API)
-//!     ├─ finished jobs ─▶ finish_member ─▶ Planner::job_finished
+//!     ├─ finished jobs ─▶ finish_members ─▶ Planner::job_finished
 //!     ├─ new matching devices ─▶ add_members ─▶ Planner::add_devices
-//!     ├─ Planner::next_actions ─▶ create_job (origin campaign) ─▶ start_member
+//!     ├─ Planner::next_actions ─▶ start_members ─▶ create_job (origin campaign)
+//!     │                             ─▶ set_member_jobs
 //!     └─ save_campaign (state, reason, counts) ── publish `campaign` event
 //! ```
 //!
@@ -35,8 +36,8 @@ use crate::error::AppError;
 use crate::events::ApiEvent;
 use crate::state::AppState;
 use crate::store::{
-    CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, JobOrigin, JobState, MemberOutcome,
-    Timestamp,
+    CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, JobFilter, JobId, JobOrigin,
+    JobState, MemberOutcome, Timestamp,
 };
 
 /// How long a node holds a campaign without renewing.
@@ -49,6 +50,8 @@ const JOIN_BATCH: u32 = 20_000;
 const PAGE: u32 = 10_000;
 /// Jobs created at once.
 const START_PARALLEL: usize = 16;
+/// Jobs started between two lease renewals.
+const START_CHUNK: usize = 512;
 
 /// One campaign this node runs.
 struct Live {
@@ -225,6 +228,7 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
         .map_or(0, |p| p.initial);
     let store = state.store();
     let mut devices = Vec::new();
+    let mut adopted = Vec::new();
     let mut after = None;
     loop {
         let page = store
@@ -239,8 +243,17 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
                     outcome,
                     counted: m.epoch == Some(rec.epoch),
                 },
-                None if m.started_at.is_some() => Progress::InFlight,
-                None => Progress::Pending,
+                None if m.job_id.is_some() => Progress::InFlight,
+                None => match m.started_at {
+                    Some(at) => match adopt(store.as_ref(), &m.device_id, at).await? {
+                        Some(job) => {
+                            adopted.push((m.device_id.clone(), job));
+                            Progress::InFlight
+                        }
+                        None => Progress::Pending,
+                    },
+                    None => Progress::Pending,
+                },
             };
             devices.push(SavedDevice {
                 id: m.device_id,
@@ -252,6 +265,10 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
             break;
         }
     }
+    store
+        .set_member_jobs(rec.id, &adopted)
+        .await
+        .map_err(|e| e.to_string())?;
     let listed = def.select.devices.clone();
     let now = Timestamp::now().unix_millis();
     let saved = Saved {
@@ -299,6 +316,28 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
     Ok(live)
 }
 
+/// The job a member got when its node stopped between creating the job
+/// and recording it: the device's newest campaign job created since the
+/// member was started.
+async fn adopt(
+    store: &dyn crate::store::Store,
+    device: &str,
+    started: Timestamp,
+) -> Result<Option<JobId>, String> {
+    let filter = JobFilter {
+        device_id: Some(device.to_owned()),
+        ..JobFilter::default()
+    };
+    let jobs = store
+        .list_jobs(&filter, None, 10)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(jobs
+        .into_iter()
+        .find(|j| j.origin == JobOrigin::Campaign && j.created_at >= started)
+        .map(|j| j.id))
+}
+
 /// One round of one campaign.
 async fn step(state: &AppState, owner: &str, l: &mut Live) -> Result<Option<Millis>, AppError> {
     let store = state.store();
@@ -313,11 +352,21 @@ async fn step(state: &AppState, owner: &str, l: &mut Live) -> Result<Option<Mill
     loop {
         let done = store.finished_member_jobs(l.id, 1000).await?;
         let n = done.len();
-        for f in done {
-            let outcome = outcome_of_job(f.state, f.result_code);
-            let m = member_outcome(outcome, f.result_code, l.epoch, false);
-            store.finish_member(l.id, &f.device_id, &m, now).await?;
-            l.planner.job_finished(&f.device_id, outcome, ms);
+        let outcomes: Vec<(String, Outcome, MemberOutcome)> = done
+            .into_iter()
+            .map(|f| {
+                let outcome = outcome_of_job(f.state, f.result_code);
+                let m = member_outcome(outcome, f.result_code, l.epoch, false);
+                (f.device_id, outcome, m)
+            })
+            .collect();
+        let rows: Vec<(String, MemberOutcome)> = outcomes
+            .iter()
+            .map(|(d, _, m)| (d.clone(), m.clone()))
+            .collect();
+        store.finish_members(l.id, &rows, now).await?;
+        for (d, outcome, _) in outcomes {
+            l.planner.job_finished(&d, outcome, ms);
         }
         if n < 1000 {
             break;
@@ -352,7 +401,7 @@ async fn step(state: &AppState, owner: &str, l: &mut Live) -> Result<Option<Mill
     }
     l.wait_until = wake;
     if !starts.is_empty() {
-        start_jobs(state, l, starts).await?;
+        start_jobs(state, owner, l, starts).await?;
     }
 
     save(state, owner, l).await?;
@@ -386,7 +435,33 @@ async fn join(state: &AppState, l: &mut Live, now: Timestamp) -> Result<(), AppE
     }
 }
 
-async fn start_jobs(state: &AppState, l: &mut Live, devices: Vec<String>) -> Result<(), AppError> {
+async fn start_jobs(
+    state: &AppState,
+    owner: &str,
+    l: &mut Live,
+    devices: Vec<String>,
+) -> Result<(), AppError> {
+    for chunk in devices.chunks(START_CHUNK) {
+        // A long burst of starts must not outlive the lease.
+        let now = Timestamp::now();
+        state
+            .store()
+            .claim_campaigns(owner, now + LEASE, now)
+            .await?;
+        start_chunk(state, l, chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+async fn start_chunk(state: &AppState, l: &mut Live, devices: Vec<String>) -> Result<(), AppError> {
+    let store = state.store();
+    // Intent first: a crash between here and set_member_jobs leaves members
+    // started without a job, which restore matches to the jobs it finds.
+    let starts: Vec<(String, u32)> = devices
+        .iter()
+        .map(|d| (d.clone(), l.planner.stage_of(d).unwrap_or(0) as u32))
+        .collect();
+    store.start_members(l.id, &starts, Timestamp::now()).await?;
     let template = l.compiled.job.clone();
     let results: Vec<(String, Result<crate::store::Job, AppError>)> =
         futures_util::stream::iter(devices)
@@ -401,25 +476,23 @@ async fn start_jobs(state: &AppState, l: &mut Live, devices: Vec<String>) -> Res
             .buffered(START_PARALLEL)
             .collect()
             .await;
-    let store = state.store();
     let now = Timestamp::now();
+    let mut jobs = Vec::new();
+    let mut failed = Vec::new();
     for (d, r) in results {
-        let stage = l.planner.stage_of(&d).unwrap_or(0) as u32;
         match r {
-            Ok(job) => {
-                store
-                    .start_member(l.id, &d, stage, Some(job.id), now)
-                    .await?
-            }
+            Ok(job) => jobs.push((d, job.id)),
             Err(e) => {
                 warn!(campaign = l.id.0, device = %d, "campaign job not started: {e}");
-                store.start_member(l.id, &d, stage, None, now).await?;
-                let m = member_outcome(Outcome::Cancelled, None, l.epoch, true);
-                store.finish_member(l.id, &d, &m, now).await?;
-                l.planner
-                    .job_finished(&d, Outcome::Cancelled, now.unix_millis());
+                failed.push((d, member_outcome(Outcome::Cancelled, None, l.epoch, true)));
             }
         }
+    }
+    store.set_member_jobs(l.id, &jobs).await?;
+    store.finish_members(l.id, &failed, now).await?;
+    for (d, _) in failed {
+        l.planner
+            .job_finished(&d, Outcome::Cancelled, now.unix_millis());
     }
     Ok(())
 }

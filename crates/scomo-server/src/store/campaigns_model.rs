@@ -101,7 +101,7 @@ pub struct CampaignMember {
     pub finished_at: Option<Timestamp>,
 }
 
-/// How a member's job ended, for [`super::CampaignStore::finish_member`].
+/// How a member's job ended, for [`super::CampaignStore::finish_members`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberOutcome {
     /// `succeeded`, `failed`, `timed_out`, `mismatch` or `cancelled`.

@@ -654,25 +654,28 @@ pub trait CampaignStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CampaignMember>>;
 
-    /// Records that a member's job started (`job` none: it could not be
-    /// created, and [`CampaignStore::finish_member`] follows).
-    async fn start_member(
+    /// Records that the jobs of these members (device, stage) are about to
+    /// be created: their stage and start time, no job yet. A member marked
+    /// so but without a job after a crash is matched to the job (if any)
+    /// when the campaign is restored.
+    async fn start_members(
         &self,
         id: CampaignId,
-        device: &str,
-        stage: u32,
-        job: Option<JobId>,
+        starts: &[(String, u32)],
         now: Timestamp,
     ) -> Result<()>;
 
-    /// Records how a member's job ended (once: later calls change nothing).
-    async fn finish_member(
+    /// Records the jobs created for members.
+    async fn set_member_jobs(&self, id: CampaignId, jobs: &[(String, JobId)]) -> Result<()>;
+
+    /// Records how members' jobs ended (each once: members with an outcome
+    /// already are left alone); returns how many were recorded.
+    async fn finish_members(
         &self,
         id: CampaignId,
-        device: &str,
-        outcome: &MemberOutcome,
+        outcomes: &[(String, MemberOutcome)],
         now: Timestamp,
-    ) -> Result<bool>;
+    ) -> Result<u64>;
 
     /// Members whose job is over but whose outcome is not recorded yet.
     async fn finished_member_jobs(

@@ -170,7 +170,16 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
         .await
         .unwrap();
     store
-        .start_member(c.id, "d2", 0, Some(job.id), t(4))
+        .start_members(c.id, &[("d2".into(), 0)], t(4))
+        .await
+        .unwrap();
+    let m = store.members(c.id, None, 1).await.unwrap();
+    assert_eq!(
+        (m[0].stage, m[0].started_at, m[0].job_id),
+        (Some(0), Some(t(4)), None)
+    );
+    store
+        .set_member_jobs(c.id, &[("d2".into(), job.id)])
         .await
         .unwrap();
     assert!(store
@@ -202,8 +211,9 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
         class: Some("user_declined".into()),
         epoch: 0,
     };
-    assert!(store.finish_member(c.id, "d2", &o, t(6)).await.unwrap());
-    assert!(!store.finish_member(c.id, "d2", &o, t(7)).await.unwrap());
+    let rows = [("d2".to_owned(), o.clone())];
+    assert_eq!(store.finish_members(c.id, &rows, t(6)).await.unwrap(), 1);
+    assert_eq!(store.finish_members(c.id, &rows, t(7)).await.unwrap(), 0);
     assert!(store
         .finished_member_jobs(c.id, 10)
         .await
@@ -238,7 +248,11 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
         .await
         .unwrap();
     store
-        .start_member(c.id, "d1", 0, Some(job.id), t(8))
+        .start_members(c.id, &[("d1".into(), 0)], t(8))
+        .await
+        .unwrap();
+    store
+        .set_member_jobs(c.id, &[("d1".into(), job.id)])
         .await
         .unwrap();
     assert!(store.delete_device("d1").await.unwrap());

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::agent::agent_config;
 use crate::harness::{eventually, Builder, TestApp};
 use crate::jobs::{job, package, run_job, upload_ok};
+use scomo_server::store::Timestamp;
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let (status, v) = app.post("/campaigns", body).await;
@@ -323,7 +324,23 @@ async fn a_restarted_node_carries_on_with_its_campaign() {
     .await;
     let id = c["id"].clone();
     let j = job_of(&app, &id, "IMEI:730").await;
+    let started = Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 60_000);
     let dir = app.crash().await;
+    // As if the node had died between creating the job and recording it:
+    // the member is started, its job unknown. The restarted node finds it.
+    {
+        use scomo_server::store::{CampaignId, CampaignStore as _, SqlStore, StoreConfig};
+        let url = format!("sqlite://{}", dir.path().join("scomo.db").display());
+        let store = SqlStore::open(&StoreConfig::new(&url)).await.unwrap();
+        let cid = CampaignId(id.as_i64().unwrap());
+        store
+            // Started before its job was created, as the driver does it.
+            .start_members(cid, &[("IMEI:730".into(), 0)], started)
+            .await
+            .unwrap();
+        assert_eq!(store.members(cid, None, 1).await.unwrap()[0].job_id, None);
+        store.close().await;
+    }
     let app = Builder::in_dir(dir)
         .configure(|c| c.scomo.campaign_rejoin_ms = 50)
         .start()
@@ -348,4 +365,6 @@ async fn a_restarted_node_carries_on_with_its_campaign() {
     let c = reaches(&app, &id, "completed").await;
     assert_eq!(c["progress"]["totals"]["succeeded"], 2, "{c}");
     assert_eq!(c["progress"]["stages"][0]["succeeded"], 1, "{c}");
+    let m = members(&app, &id).await;
+    assert_eq!(m[0]["job_id"], j, "the job found again: {m:?}");
 }

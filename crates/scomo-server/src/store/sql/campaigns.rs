@@ -338,55 +338,89 @@ impl CampaignStore for SqlStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn start_member(
+    async fn start_members(
         &self,
         id: CampaignId,
-        device: &str,
-        stage: u32,
-        job: Option<JobId>,
+        starts: &[(String, u32)],
         now: Timestamp,
     ) -> Result<()> {
-        with_pool!(self, |pool, _pg| {
-            sqlx::query(
-                "UPDATE campaign_devices SET stage = $3, job_id = $4, started_at = $5 \
-                 WHERE campaign_id = $1 AND device_id = $2",
-            )
-            .bind(id.0)
-            .bind(device)
-            .bind(i64::from(stage))
-            .bind(job.map(|j| j.0))
-            .bind(ts(now))
-            .execute(pool)
-            .await?;
+        if starts.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            for (device, stage) in starts {
+                sqlx::query(
+                    "UPDATE campaign_devices SET stage = $3, job_id = NULL, started_at = $4 \
+                     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
+                )
+                .bind(id.0)
+                .bind(device)
+                .bind(i64::from(*stage))
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
 
-    async fn finish_member(
+    async fn set_member_jobs(&self, id: CampaignId, jobs: &[(String, JobId)]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            for (device, job) in jobs {
+                sqlx::query(
+                    "UPDATE campaign_devices SET job_id = $3 \
+                     WHERE campaign_id = $1 AND device_id = $2",
+                )
+                .bind(id.0)
+                .bind(device)
+                .bind(job.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn finish_members(
         &self,
         id: CampaignId,
-        device: &str,
-        o: &MemberOutcome,
+        outcomes: &[(String, MemberOutcome)],
         now: Timestamp,
-    ) -> Result<bool> {
-        let n = with_pool!(self, |pool, _pg| {
-            sqlx::query(
-                "UPDATE campaign_devices SET outcome = $3, result_code = $4, class = $5, \
-                 epoch = $6, finished_at = $7 \
-                 WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
-            )
-            .bind(id.0)
-            .bind(device)
-            .bind(&o.outcome)
-            .bind(o.result_code.map(i64::from))
-            .bind(&o.class)
-            .bind(o.epoch)
-            .bind(ts(now))
-            .execute(pool)
-            .await?
-            .rows_affected()
+    ) -> Result<u64> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let n = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let mut n = 0;
+            for (device, o) in outcomes {
+                n += sqlx::query(
+                    "UPDATE campaign_devices SET outcome = $3, result_code = $4, class = $5, \
+                     epoch = $6, finished_at = $7 \
+                     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
+                )
+                .bind(id.0)
+                .bind(device)
+                .bind(&o.outcome)
+                .bind(o.result_code.map(i64::from))
+                .bind(&o.class)
+                .bind(o.epoch)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            n
         });
-        Ok(n > 0)
+        Ok(n)
     }
 
     async fn finished_member_jobs(
