@@ -80,6 +80,10 @@ pub(crate) struct SimArgs {
     /// Stop after nothing happened for this many seconds.
     #[arg(long)]
     exit_after_idle: Option<u64>,
+    /// Write this file (empty) once every device is registered, for scripts
+    /// that start work on the fleet then.
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
     /// Stop once every device had this many reports acknowledged.
     #[arg(long)]
     reports_per_device: Option<u32>,
@@ -101,10 +105,19 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<()> {
     let tty = std::io::stderr().is_terminal();
     let devices = cfg.devices;
     let mut ticks = 0u64;
+    let mut ready = args.ready_file.clone();
     let summary = rt.block_on(scomo_sim::run(
         cfg,
         stop,
         move |sim| {
+            if let Some(path) = &ready {
+                if sim.registered() >= u64::from(devices) {
+                    if let Err(e) = std::fs::write(path, b"") {
+                        eprintln!("cannot write {}: {e}", path.display());
+                    }
+                    ready = None;
+                }
+            }
             ticks += 1;
             if !tty && !ticks.is_multiple_of(10) {
                 return;
