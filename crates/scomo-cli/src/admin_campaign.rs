@@ -10,6 +10,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use crate::admin::{text, Client};
+use crate::admin_jobs::time_value;
 
 #[derive(Debug, Subcommand)]
 #[expect(
@@ -133,13 +134,6 @@ pub(crate) enum CampaignCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
-}
-
-fn time_value(t: &str) -> Value {
-    match t.parse::<i64>() {
-        Ok(n) => json!(n),
-        Err(_) => json!(t),
-    }
 }
 
 fn component_rule(rule: &str) -> Result<Value> {

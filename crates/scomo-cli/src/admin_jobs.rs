@@ -118,7 +118,9 @@ pub(crate) enum CatalogCommand {
     },
 }
 
-fn time_value(t: &str) -> Value {
+/// A time flag as the API takes it: unix seconds as a number, else the
+/// text (RFC 3339).
+pub(crate) fn time_value(t: &str) -> Value {
     match t.parse::<i64>() {
         Ok(n) => json!(n),
         Err(_) => json!(t),

@@ -65,6 +65,50 @@ struct LabelRow {
     value: String,
 }
 
+/// Inserts a provisioned device and its labels in the transaction `$tx`;
+/// false (nothing written) when the id exists. A macro, as the bodies of
+/// [`with_pool!`] are, to run on either backend's transaction.
+macro_rules! insert_device {
+    ($tx:ident, $device:expr, $now:expr) => {{
+        let device: &NewDevice = $device;
+        let client = device.client_credentials.as_ref();
+        let server = device.server_credentials.as_ref();
+        let inserted = sqlx::query(
+            "INSERT INTO devices (id, origin, client_auth_type, client_username, \
+             client_user_hash, server_auth_type, server_id, server_password, notify_addr, \
+             created_at, updated_at) \
+             VALUES ($1, 'provisioned', $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&device.id)
+        .bind(client.map(|c| c.auth_type.as_str()))
+        .bind(client.map(|c| c.username.as_str()))
+        .bind(client.map(|c| c.user_hash.to_vec()))
+        .bind(server.map(|s| s.auth_type.as_str()))
+        .bind(server.map(|s| s.server_id.as_str()))
+        .bind(server.map(|s| s.password.as_str()))
+        .bind(device.notify_addr.as_deref())
+        .bind(ts($now))
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if inserted {
+            for (k, v) in &device.labels {
+                sqlx::query(
+                    "INSERT INTO device_labels (device_id, key, value) VALUES ($1, $2, $3)",
+                )
+                .bind(&device.id)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        inserted
+    }};
+}
+
 #[async_trait]
 impl DeviceStore for SqlStore {
     async fn provision_device(&self, device: &NewDevice, now: Timestamp) -> Result<Device> {
@@ -79,43 +123,12 @@ impl DeviceStore for SqlStore {
         for (k, v) in &device.labels {
             check_label(k, v)?;
         }
-        let client = device.client_credentials.as_ref();
-        let server = device.server_credentials.as_ref();
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let inserted = sqlx::query(
-                "INSERT INTO devices (id, origin, client_auth_type, client_username, \
-                 client_user_hash, server_auth_type, server_id, server_password, notify_addr, \
-                 created_at, updated_at) \
-                 VALUES ($1, 'provisioned', $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&device.id)
-            .bind(client.map(|c| c.auth_type.as_str()))
-            .bind(client.map(|c| c.username.as_str()))
-            .bind(client.map(|c| c.user_hash.to_vec()))
-            .bind(server.map(|s| s.auth_type.as_str()))
-            .bind(server.map(|s| s.server_id.as_str()))
-            .bind(server.map(|s| s.password.as_str()))
-            .bind(device.notify_addr.as_deref())
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
+            if !insert_device!(tx, device, now) {
                 return Err(StoreError::DeviceExists {
                     id: device.id.clone(),
                 });
-            }
-            for (k, v) in &device.labels {
-                sqlx::query(
-                    "INSERT INTO device_labels (device_id, key, value) VALUES ($1, $2, $3)",
-                )
-                .bind(&device.id)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
             }
             tx.commit().await?;
         });
@@ -605,40 +618,8 @@ impl crate::store::DeviceBulkStore for SqlStore {
                 if *outcome != BulkOutcome::Created {
                     continue;
                 }
-                let client = device.client_credentials.as_ref();
-                let server = device.server_credentials.as_ref();
-                let inserted = sqlx::query(
-                    "INSERT INTO devices (id, origin, client_auth_type, client_username, \
-                     client_user_hash, server_auth_type, server_id, server_password, notify_addr, \
-                     created_at, updated_at) \
-                     VALUES ($1, 'provisioned', $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&device.id)
-                .bind(client.map(|c| c.auth_type.as_str()))
-                .bind(client.map(|c| c.username.as_str()))
-                .bind(client.map(|c| c.user_hash.to_vec()))
-                .bind(server.map(|s| s.auth_type.as_str()))
-                .bind(server.map(|s| s.server_id.as_str()))
-                .bind(server.map(|s| s.password.as_str()))
-                .bind(device.notify_addr.as_deref())
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
+                if !insert_device!(tx, device, now) {
                     *outcome = BulkOutcome::Exists;
-                    continue;
-                }
-                for (k, v) in &device.labels {
-                    sqlx::query(
-                        "INSERT INTO device_labels (device_id, key, value) VALUES ($1, $2, $3)",
-                    )
-                    .bind(&device.id)
-                    .bind(k)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
                 }
             }
             tx.commit().await?;
