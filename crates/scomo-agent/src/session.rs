@@ -137,11 +137,22 @@ impl SessionReport {
     }
 }
 
-/// Answers the server's commands from the tree.
-struct TreeHandler<'a> {
+/// Answers the server's commands from a management tree: the
+/// [`DeviceHandler`] of a client session over an `omadm_tree::Tree` and
+/// the hooks of its management objects (the agent's and the fleet
+/// simulator's).
+pub struct TreeHandler<'a> {
     tree: &'a mut Tree,
     hooks: &'a mut dyn TreeHooks,
     now: u64,
+}
+
+impl<'a> TreeHandler<'a> {
+    /// A handler applying commands to `tree` with `hooks`, at unix time
+    /// `now` (seconds).
+    pub fn new(tree: &'a mut Tree, hooks: &'a mut dyn TreeHooks, now: u64) -> TreeHandler<'a> {
+        TreeHandler { tree, hooks, now }
+    }
 }
 
 impl DeviceHandler for TreeHandler<'_> {
@@ -239,11 +250,7 @@ async fn exchange(
         let DeviceState { tree, .. } = &mut *d;
         // Hooks are built per message: they live only while the tree is locked.
         let mut h = hooks();
-        let mut handler = TreeHandler {
-            tree,
-            hooks: &mut *h,
-            now,
-        };
+        let mut handler = TreeHandler::new(tree, &mut *h, now);
         let mut rng = |buf: &mut [u8]| fill_random(buf);
         let result = session.handle_response(
             Incoming {

@@ -1,5 +1,6 @@
 //! [`Sim`]: the fleet, its sessions and its operations.
 
+use scomo_agent::session::TreeHandler;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -11,11 +12,9 @@ use omadm::client::{
     ClientAlert, ClientConfig, ClientEvent, ClientOutcome, ClientSession, SessionKind as DmKind,
     SessionStart,
 };
-use omadm::handler::DeviceHandler;
 use omadm::package0::{NonceUsed, Notification};
 use omadm::{AuthConfig, Incoming};
-use omadm_tree::{HookRouter, ServerCtx, Tree};
-use omadm_wire::model::Command;
+use omadm_tree::{HookRouter, Tree};
 use scomo::mo::EntryKind;
 use tokio::sync::{watch, Semaphore};
 
@@ -648,11 +647,7 @@ impl Inner {
                 session.abort();
                 break;
             };
-            let mut handler = TreeHandler {
-                tree: &mut tree,
-                router: &mut router,
-                now: unix_now(),
-            };
+            let mut handler = TreeHandler::new(&mut tree, &mut router, unix_now());
             let result = session.handle_response(
                 Incoming {
                     body: &reply.1,
@@ -829,36 +824,6 @@ fn drain(session: &mut ClientSession, nonces: &mut Option<omadm::NonceState>) {
         if let ClientEvent::NoncesChanged(n) = ev {
             *nonces = Some(n);
         }
-    }
-}
-
-/// Answers the server's commands from the session's tree.
-struct TreeHandler<'a, 'h> {
-    tree: &'a mut Tree,
-    router: &'a mut HookRouter<'h>,
-    now: u64,
-}
-
-impl DeviceHandler for TreeHandler<'_, '_> {
-    fn execute(&mut self, server_id: &str, cmd: &Command) -> Vec<Command> {
-        let ctx = ServerCtx {
-            server_id,
-            msg_ref: 0,
-            now: self.now,
-        };
-        self.tree
-            .apply(cmd, &ctx, self.router)
-            .into_iter()
-            .map(|reply| {
-                let mut c = reply.into_command();
-                match &mut c {
-                    Command::Status(s) => s.msg_ref = None,
-                    Command::Results(r) => r.msg_ref = None,
-                    _ => {}
-                }
-                c
-            })
-            .collect()
     }
 }
 

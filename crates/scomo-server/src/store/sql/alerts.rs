@@ -5,7 +5,6 @@ use omadm_wire::model::Data;
 use omadm_wire::AlertCode;
 
 use super::queue::{MAX_JSON_LEN, MAX_TAG_LEN};
-use super::sessions::unknown_device_on_fk;
 use super::{begin_write, check_len, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
 use crate::store::error::{Result, StoreError};
 use crate::store::model::{AlertId, BatchId, Lease, NewAlert, SessionKey, StoredAlert, Timestamp};
@@ -40,48 +39,60 @@ struct AlertRow {
     processed_at: Option<i64>,
 }
 
+/// Stores a Generic Alert in the transaction (or connection) `$c`, linked
+/// to the newest batch that sent its Correlator; evaluates to its id. A
+/// macro, as the bodies of [`with_pool!`] are, to run on either backend
+/// (`record_alert` and the per-message write path share it).
+macro_rules! insert_alert {
+    ($c:ident, $alert:expr, $session:expr, $data:expr, $now:expr) => {{
+        let alert: &$crate::store::NewAlert = $alert;
+        let link: Option<(i64, String)> = match &alert.correlator {
+            None => None,
+            Some(c) => {
+                sqlx::query_as(
+                    "SELECT b.id, b.owner FROM batch_correlators k \
+                     JOIN command_batches b ON b.id = k.batch_id \
+                     WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1",
+                )
+                .bind(&alert.device_id)
+                .bind(c)
+                .fetch_optional(&mut *$c)
+                .await?
+            }
+        };
+        let (batch_id, owner) = link.unzip();
+        let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "INSERT INTO generic_alerts (device_id, session_ref, code, correlator, alert_type, \
+             format, mark, source_uri, target_uri, data, batch_id, owner, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(&alert.device_id)
+        .bind($session)
+        .bind(i64::from(alert.code.0))
+        .bind(alert.correlator.as_deref())
+        .bind(alert.alert_type.as_deref())
+        .bind(alert.format.as_deref())
+        .bind(alert.mark.as_deref())
+        .bind(alert.source_uri.as_deref())
+        .bind(alert.target_uri.as_deref())
+        .bind($data.as_deref())
+        .bind(batch_id)
+        .bind(owner)
+        .bind($now)
+        .fetch_one(&mut *$c)
+        .await;
+        id.map_err(|e| $crate::store::sql::sessions::unknown_device_on_fk(e, &alert.device_id))?
+    }};
+}
+pub(super) use insert_alert;
+
 #[async_trait]
 impl AlertStore for SqlStore {
     async fn record_alert(&self, alert: &NewAlert, now: Timestamp) -> Result<AlertId> {
         let data = alert_data(alert)?;
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let link: Option<(i64, String)> = match &alert.correlator {
-                None => None,
-                Some(c) => {
-                    sqlx::query_as(
-                        "SELECT b.id, b.owner FROM batch_correlators k \
-                         JOIN command_batches b ON b.id = k.batch_id \
-                         WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1",
-                    )
-                    .bind(&alert.device_id)
-                    .bind(c)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                }
-            };
-            let (batch_id, owner) = link.unzip();
-            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO generic_alerts (device_id, session_ref, code, correlator, alert_type, \
-                 format, mark, source_uri, target_uri, data, batch_id, owner, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            )
-            .bind(&alert.device_id)
-            .bind(alert.session.map(|s| s.0))
-            .bind(i64::from(alert.code.0))
-            .bind(alert.correlator.as_deref())
-            .bind(alert.alert_type.as_deref())
-            .bind(alert.format.as_deref())
-            .bind(alert.mark.as_deref())
-            .bind(alert.source_uri.as_deref())
-            .bind(alert.target_uri.as_deref())
-            .bind(data.as_deref())
-            .bind(batch_id)
-            .bind(owner)
-            .bind(ts(now))
-            .fetch_one(&mut *tx)
-            .await;
-            let id = id.map_err(|e| unknown_device_on_fk(e, &alert.device_id))?;
+            let id = insert_alert!(tx, alert, alert.session.map(|s| s.0), data, ts(now));
             tx.commit().await?;
             Ok(AlertId(id))
         })

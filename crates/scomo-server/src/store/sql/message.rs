@@ -188,42 +188,7 @@ macro_rules! apply_message {
         }
 
         for (alert, data) in w.alerts.iter().zip(&p.alert_data) {
-            let link: Option<(i64, String)> = match &alert.correlator {
-                None => None,
-                Some(c) => {
-                    sqlx::query_as(
-                        "SELECT b.id, b.owner FROM batch_correlators k \
-                         JOIN command_batches b ON b.id = k.batch_id \
-                         WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1",
-                    )
-                    .bind(&alert.device_id)
-                    .bind(c)
-                    .fetch_optional(&mut *$c)
-                    .await?
-                }
-            };
-            let (batch_id, owner) = link.unzip();
-            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO generic_alerts (device_id, session_ref, code, correlator, alert_type, \
-                 format, mark, source_uri, target_uri, data, batch_id, owner, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            )
-            .bind(&alert.device_id)
-            .bind(session.0)
-            .bind(i64::from(alert.code.0))
-            .bind(alert.correlator.as_deref())
-            .bind(alert.alert_type.as_deref())
-            .bind(alert.format.as_deref())
-            .bind(alert.mark.as_deref())
-            .bind(alert.source_uri.as_deref())
-            .bind(alert.target_uri.as_deref())
-            .bind(data.as_deref())
-            .bind(batch_id)
-            .bind(owner)
-            .bind(now)
-            .fetch_one(&mut *$c)
-            .await;
-            let id = id.map_err(|e| unknown_device_on_fk(e, &alert.device_id))?;
+            let id = super::alerts::insert_alert!($c, alert, Some(session.0), data, now);
             report.alerts.push(crate::store::AlertId(id));
         }
 
