@@ -64,7 +64,6 @@ struct Live {
     initial: usize,
     started: bool,
     next_join: Millis,
-    wait_until: Option<Millis>,
     saved: Option<(String, Option<String>, String)>,
 }
 
@@ -282,7 +281,21 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
     let mut planner =
         Planner::restore(compiled.spec.clone(), saved, now).map_err(|e| e.to_string())?;
     let seed = def.seed.unwrap_or(rec.id.0 as u64);
-    let mut live = Live {
+    // A listed campaign takes its devices on its first round.
+    if !listed.is_empty() && rec.status.is_none() {
+        let added = store
+            .add_members(rec.id, &listed, Timestamp::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        planner.add_devices(added, now);
+    }
+    // What the store has, so an unchanged round writes nothing (none
+    // before the first save).
+    let saved = rec
+        .status
+        .clone()
+        .map(|status| (rec.state.clone(), rec.reason.clone(), status));
+    Ok(Live {
         id: rec.id,
         name: rec.name.clone(),
         rng: XorShift64::new(seed ^ (rec.epoch as u64).rotate_left(32)),
@@ -290,30 +303,10 @@ async fn restore(state: &AppState, rec: &CampaignRecord) -> Result<Live, String>
         initial,
         started,
         next_join: 0,
-        wait_until: None,
-        saved: None,
-        planner: {
-            // A listed campaign takes its devices on its first round.
-            if !listed.is_empty() && rec.status.is_none() {
-                let added = store
-                    .add_members(rec.id, &listed, Timestamp::now())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                planner.add_devices(added, now);
-            }
-            planner
-        },
+        saved,
+        planner,
         compiled,
-    };
-    live.saved = Some((
-        rec.state.clone(),
-        rec.reason.clone(),
-        rec.status.clone().unwrap_or_default(),
-    ));
-    if rec.status.is_none() {
-        live.saved = None;
-    }
-    Ok(live)
+    })
 }
 
 /// The job a member got when its node stopped between creating the job
@@ -399,7 +392,6 @@ async fn step(state: &AppState, owner: &str, l: &mut Live) -> Result<Option<Mill
             Action::WaitUntil(t) => wake = Some(t),
         }
     }
-    l.wait_until = wake;
     if !starts.is_empty() {
         start_jobs(state, owner, l, starts).await?;
     }
