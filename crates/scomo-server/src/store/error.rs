@@ -26,6 +26,10 @@ pub enum StoreError {
     /// The database failed or refused a statement.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// SQLite failed or refused a statement on the sessions' hot path
+    /// (rusqlite, see `store::sql::lite`).
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
     /// SQLite: the group transaction a write was part of failed (it was
     /// rolled back with every write of the group).
     #[error("group transaction failed: {reason}")]

@@ -39,6 +39,16 @@ struct AlertRow {
     processed_at: Option<i64>,
 }
 
+/// The newest batch that sent a Correlator to a device: `(id, owner)`.
+pub(crate) const ALERT_LINK: &str = "SELECT b.id, b.owner FROM batch_correlators k \
+     JOIN command_batches b ON b.id = k.batch_id \
+     WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1";
+
+/// Stores one alert row; returns its id.
+pub(crate) const INSERT_ALERT: &str = "INSERT INTO generic_alerts (device_id, session_ref, code, \
+     correlator, alert_type, format, mark, source_uri, target_uri, data, batch_id, owner, \
+     received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+
 /// Stores a Generic Alert in the transaction (or connection) `$c`, linked
 /// to the newest batch that sent its Correlator; evaluates to its id. A
 /// macro, as the bodies of [`with_pool!`] are, to run on either backend
@@ -49,42 +59,78 @@ macro_rules! insert_alert {
         let link: Option<(i64, String)> = match &alert.correlator {
             None => None,
             Some(c) => {
-                sqlx::query_as(
-                    "SELECT b.id, b.owner FROM batch_correlators k \
-                     JOIN command_batches b ON b.id = k.batch_id \
-                     WHERE k.device_id = $1 AND k.correlator = $2 ORDER BY b.id DESC LIMIT 1",
-                )
-                .bind(&alert.device_id)
-                .bind(c)
-                .fetch_optional(&mut *$c)
-                .await?
+                sqlx::query_as($crate::store::sql::alerts::ALERT_LINK)
+                    .bind(&alert.device_id)
+                    .bind(c)
+                    .fetch_optional(&mut *$c)
+                    .await?
             }
         };
         let (batch_id, owner) = link.unzip();
-        let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-            "INSERT INTO generic_alerts (device_id, session_ref, code, correlator, alert_type, \
-             format, mark, source_uri, target_uri, data, batch_id, owner, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-        )
-        .bind(&alert.device_id)
-        .bind($session)
-        .bind(i64::from(alert.code.0))
-        .bind(alert.correlator.as_deref())
-        .bind(alert.alert_type.as_deref())
-        .bind(alert.format.as_deref())
-        .bind(alert.mark.as_deref())
-        .bind(alert.source_uri.as_deref())
-        .bind(alert.target_uri.as_deref())
-        .bind($data.as_deref())
-        .bind(batch_id)
-        .bind(owner)
-        .bind($now)
-        .fetch_one(&mut *$c)
-        .await;
+        let id: std::result::Result<i64, sqlx::Error> =
+            sqlx::query_scalar($crate::store::sql::alerts::INSERT_ALERT)
+                .bind(&alert.device_id)
+                .bind($session)
+                .bind(i64::from(alert.code.0))
+                .bind(alert.correlator.as_deref())
+                .bind(alert.alert_type.as_deref())
+                .bind(alert.format.as_deref())
+                .bind(alert.mark.as_deref())
+                .bind(alert.source_uri.as_deref())
+                .bind(alert.target_uri.as_deref())
+                .bind($data.as_deref())
+                .bind(batch_id)
+                .bind(owner)
+                .bind($now)
+                .fetch_one(&mut *$c)
+                .await;
         id.map_err(|e| $crate::store::sql::sessions::unknown_device_on_fk(e, &alert.device_id))?
     }};
 }
 pub(super) use insert_alert;
+
+/// [`insert_alert!`] on the SQLite group writer's connection.
+pub(crate) fn insert_alert_lite(
+    c: &rusqlite::Connection,
+    alert: &NewAlert,
+    session: Option<i64>,
+    data: &Option<String>,
+    now: i64,
+) -> Result<i64> {
+    use super::lite::first;
+    let link = match &alert.correlator {
+        None => None,
+        Some(k) => first(c, ALERT_LINK, &[&alert.device_id, k], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?,
+    };
+    let (batch_id, owner) = link.unzip();
+    let id = first(
+        c,
+        INSERT_ALERT,
+        &[
+            &alert.device_id,
+            &session,
+            &i64::from(alert.code.0),
+            &alert.correlator,
+            &alert.alert_type,
+            &alert.format,
+            &alert.mark,
+            &alert.source_uri,
+            &alert.target_uri,
+            data,
+            &batch_id,
+            &owner,
+            &now,
+        ],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_err(|e| super::message::lite_unknown_device(e, &alert.device_id))?;
+    id.ok_or_else(|| StoreError::Invalid {
+        field: "alert",
+        reason: "the insert returned no id".into(),
+    })
+}
 
 #[async_trait]
 impl AlertStore for SqlStore {

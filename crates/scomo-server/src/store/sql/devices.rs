@@ -58,6 +58,31 @@ struct DeviceRow {
     last_seen_at: Option<i64>,
 }
 
+impl DeviceRow {
+    /// The row of a rusqlite query selecting `device_cols!()`.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+        Ok(DeviceRow {
+            id: r.get(0)?,
+            origin: r.get(1)?,
+            client_auth_type: r.get(2)?,
+            client_username: r.get(3)?,
+            client_user_hash: r.get(4)?,
+            server_auth_type: r.get(5)?,
+            server_id: r.get(6)?,
+            server_password: r.get(7)?,
+            client_nonce: r.get(8)?,
+            server_nonce: r.get(9)?,
+            notify_addr: r.get(10)?,
+            man: r.get(11)?,
+            model: r.get(12)?,
+            dev_typ: r.get(13)?,
+            created_at: r.get(14)?,
+            first_seen_at: r.get(15)?,
+            last_seen_at: r.get(16)?,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct LabelRow {
     device_id: String,
@@ -156,22 +181,23 @@ impl DeviceStore for SqlStore {
     }
 
     async fn device(&self, id: &str) -> Result<Option<Device>> {
+        const DEVICE: &str = concat!("SELECT ", device_cols!(), " FROM devices WHERE id = $1");
+        const LABELS: &str = "SELECT device_id, key, value FROM device_labels WHERE device_id = $1";
+        if let Some(lite) = &self.lite {
+            // Every DM session starts here: on SQLite, read in place.
+            return lite.read(|c| {
+                let Some(row) = super::lite::first(c, DEVICE, &[&id], DeviceRow::from_lite)? else {
+                    return Ok(None);
+                };
+                let labels = super::lite::all(c, LABELS, &[&id], |r| Ok((r.get(1)?, r.get(2)?)))?;
+                Ok(Some(device_from_row(row, labels.into_iter().collect())?))
+            });
+        }
         with_pool!(self, |pool, _pg| {
-            let row: Option<DeviceRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                device_cols!(),
-                " FROM devices WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+            let row: Option<DeviceRow> =
+                sqlx::query_as(DEVICE).bind(id).fetch_optional(pool).await?;
             let Some(row) = row else { return Ok(None) };
-            let labels: Vec<LabelRow> = sqlx::query_as(
-                "SELECT device_id, key, value FROM device_labels WHERE device_id = $1",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+            let labels: Vec<LabelRow> = sqlx::query_as(LABELS).bind(id).fetch_all(pool).await?;
             let labels = labels.into_iter().map(|l| (l.key, l.value)).collect();
             Ok(Some(device_from_row(row, labels)?))
         })

@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions as _};
+use sqlx::AssertSqlSafe;
 
 use super::config::{SqliteSync, StoreConfig};
 use super::error::{Result, StoreError};
@@ -23,6 +23,7 @@ mod alerts;
 mod campaigns;
 mod devices;
 mod jobs;
+mod lite;
 mod message;
 mod notify;
 mod packages;
@@ -53,6 +54,8 @@ pub struct SqlStore {
     /// SQLite: the group-commit writer the DM sessions' writes go through
     /// (see [`writer`]).
     writer: Option<Arc<writer::GroupWriter>>,
+    /// SQLite: read connections for the sessions' hot lookups (see [`lite`]).
+    lite: Option<Arc<lite::Lite>>,
 }
 
 #[derive(Clone, Debug)]
@@ -264,12 +267,18 @@ async fn open_sqlite(config: &StoreConfig) -> Result<SqlStore> {
         .connect_with(options.clone())
         .await?;
     SQLITE_MIGRATOR.run(&pool).await?;
+    let lite_options = lite::LiteOptions {
+        path: options.get_filename().to_owned(),
+        synchronous: config.sqlite_synchronous,
+        busy_timeout: config.busy_timeout,
+    };
     // Held by the writer (and so by the store) for as long as it runs.
     let gate = sqlite_gate(options.get_filename());
-    let writer = writer::GroupWriter::spawn(options.connect().await?, gate);
+    let writer = writer::GroupWriter::spawn(&lite_options, gate)?;
     Ok(SqlStore {
         pool: Pool::Sqlite(pool),
         writer: Some(Arc::new(writer)),
+        lite: Some(Arc::new(lite::Lite::new(lite_options))),
     })
 }
 
@@ -301,6 +310,7 @@ async fn open_postgres(config: &StoreConfig) -> Result<SqlStore> {
     Ok(SqlStore {
         pool: Pool::Postgres(pool),
         writer: None,
+        lite: None,
     })
 }
 

@@ -47,6 +47,27 @@ pub(crate) struct BatchRow {
     finished_at: Option<i64>,
 }
 
+impl BatchRow {
+    /// The row of a rusqlite query selecting `batch_cols!()`.
+    pub(crate) fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
+        Ok(BatchRow {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            owner: r.get(2)?,
+            commands: r.get(3)?,
+            command_count: r.get(4)?,
+            idempotent: r.get(5)?,
+            state: r.get(6)?,
+            session_ref: r.get(7)?,
+            attempts: r.get(8)?,
+            created_at: r.get(9)?,
+            claimed_at: r.get(10)?,
+            sent_at: r.get(11)?,
+            finished_at: r.get(12)?,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct OutcomeRow {
     batch_id: i64,
@@ -130,13 +151,18 @@ impl CommandQueue for SqlStore {
     }
 
     async fn has_pending_batches(&self, device_id: &str) -> Result<bool> {
+        const SQL: &str =
+            "SELECT id FROM command_batches WHERE device_id = $1 AND state = 'pending' LIMIT 1";
+        if let Some(lite) = &self.lite {
+            return lite.read(|c| {
+                Ok(super::lite::first(c, SQL, &[&device_id], |r| r.get::<_, i64>(0))?.is_some())
+            });
+        }
         with_pool!(self, |pool, _pg| {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM command_batches WHERE device_id = $1 AND state = 'pending' LIMIT 1",
-            )
-            .bind(device_id)
-            .fetch_optional(pool)
-            .await?;
+            let found: Option<i64> = sqlx::query_scalar(SQL)
+                .bind(device_id)
+                .fetch_optional(pool)
+                .await?;
             Ok(found.is_some())
         })
     }

@@ -102,6 +102,26 @@ macro_rules! settle_session {
 
 pub(crate) use settle_session;
 
+/// [`settle_session!`] on the SQLite group writer's connection.
+pub(crate) fn settle_session_lite(
+    c: &rusqlite::Connection,
+    session: i64,
+    now: i64,
+) -> Result<RequeueReport> {
+    use super::lite::exec;
+    let completed = exec(c, RULE_COMPLETED, &[&now, &session])?;
+    let never_sent = exec(c, RULE_NEVER_SENT, &[&session])?;
+    exec(c, RULE_DROP_PARTIAL, &[&session])?;
+    let resent = exec(c, RULE_RESEND, &[&session])?;
+    let unacknowledged = exec(c, RULE_UNACKNOWLEDGED, &[&now, &session])?;
+    Ok(RequeueReport {
+        sessions_closed: 1,
+        completed,
+        requeued: never_sent + resent,
+        unacknowledged,
+    })
+}
+
 /// Why a write to session `$key` matched no open session, inside `$conn`.
 macro_rules! session_gone {
     ($conn:expr, $key:expr) => {{

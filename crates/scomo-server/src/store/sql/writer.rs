@@ -1,4 +1,4 @@
-//! Group commit for SQLite: one writer task, one connection, many callers.
+//! Group commit for SQLite: one writer thread, one connection, many callers.
 //!
 //! ```text
 //!   session A ─┐                      BEGIN IMMEDIATE
@@ -18,16 +18,20 @@
 //! after that commit, so it still awaits its own durability: nothing it
 //! reports as written can be lost, and a failed commit fails every job of
 //! the group.
+//!
+//! The writer is a plain thread with a rusqlite connection ([`super::lite`]):
+//! a job's statements run back to back on it, and the fsync blocks only it.
+//! A caller's cost is one hand-off there and one back.
 
 use std::any::Any;
+use std::sync::mpsc;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::Connection as _;
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use rusqlite::Connection;
+use tokio::sync::{oneshot, Mutex};
 use tracing::warn;
 
+use super::lite::LiteOptions;
 use crate::store::error::{Result, StoreError};
 
 /// Most jobs in one transaction: bounds how long the write lock is held
@@ -37,28 +41,35 @@ const MAX_GROUP: usize = 256;
 type Value = Box<dyn Any + Send>;
 
 /// A unit of work run inside the group transaction.
-type Run = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Value>> + Send>;
+type Run = Box<dyn FnOnce(&Connection) -> Result<Value> + Send>;
 
-struct Job {
-    run: Run,
-    reply: oneshot::Sender<Result<Value>>,
+enum Msg {
+    Job {
+        run: Run,
+        reply: oneshot::Sender<Result<Value>>,
+    },
+    Stop,
 }
 
 /// The handle callers submit jobs through.
 #[derive(Debug)]
 pub(crate) struct GroupWriter {
-    jobs: mpsc::UnboundedSender<Job>,
-    stop: Arc<Notify>,
+    jobs: mpsc::Sender<Msg>,
 }
 
 impl GroupWriter {
-    /// Starts the writer task on `conn`; each group transaction takes its
-    /// turn at `gate` (see [`super::GatePool`]).
-    pub(crate) fn spawn(conn: SqliteConnection, gate: Arc<Mutex<()>>) -> GroupWriter {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let stop = Arc::new(Notify::new());
-        tokio::spawn(run(conn, rx, stop.clone(), gate));
-        GroupWriter { jobs: tx, stop }
+    /// Opens the writer's connection and starts its thread; each group
+    /// transaction takes its turn at `gate` (see [`super::GatePool`]).
+    pub(crate) fn spawn(options: &LiteOptions, gate: Arc<Mutex<()>>) -> Result<GroupWriter> {
+        let conn = options.open()?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("scomo-sqlite-writer".into())
+            .spawn(move || run(&conn, &rx, &gate))
+            .map_err(|e| StoreError::GroupCommit {
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(GroupWriter { jobs: tx })
     }
 
     /// Runs `f` in the next group transaction and returns its value once
@@ -66,13 +77,13 @@ impl GroupWriter {
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let run: Run = Box::new(move |conn| {
-            Box::pin(async move { f(conn).await.map(|v| Box::new(v) as Value) })
-        });
-        self.jobs.send(Job { run, reply }).map_err(|_| stopped())?;
+        let run: Run = Box::new(move |conn| f(conn).map(|v| Box::new(v) as Value));
+        self.jobs
+            .send(Msg::Job { run, reply })
+            .map_err(|_| stopped())?;
         let value = answer.await.map_err(|_| stopped())??;
         value
             .downcast::<T>()
@@ -82,9 +93,9 @@ impl GroupWriter {
             })
     }
 
-    /// Stops the writer task once the jobs already submitted are done.
+    /// Stops the writer thread once the jobs already submitted are done.
     pub(crate) fn stop(&self) {
-        self.stop.notify_one();
+        let _ = self.jobs.send(Msg::Stop);
     }
 }
 
@@ -94,48 +105,46 @@ fn stopped() -> StoreError {
     }
 }
 
-async fn run(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    stop: Arc<Notify>,
-    gate: Arc<Mutex<()>>,
-) {
-    loop {
-        let first = tokio::select! {
-            biased;
-            job = rx.recv() => match job {
-                Some(j) => j,
-                None => break,
-            },
-            () = stop.notified() => break,
+type Job = (Run, oneshot::Sender<Result<Value>>);
+
+fn run(conn: &Connection, rx: &mpsc::Receiver<Msg>, gate: &Mutex<()>) {
+    let mut stopping = false;
+    while !stopping {
+        let first = match rx.recv() {
+            Ok(Msg::Job { run, reply }) => (run, reply),
+            Ok(Msg::Stop) | Err(_) => break,
         };
         // Jobs that arrive while waiting for the turn join this group.
-        let turn = gate.lock().await;
+        let turn = gate.blocking_lock();
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(j) => group.push(j),
+                Ok(Msg::Job { run, reply }) => group.push((run, reply)),
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, group).await;
+        run_group(conn, group);
         drop(turn);
     }
     // Jobs submitted before the stop still get their answer.
-    rx.close();
-    while let Some(j) = rx.recv().await {
-        let _turn = gate.lock().await;
-        run_group(&mut conn, vec![j]).await;
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Job { run, reply } = msg {
+            let _turn = gate.blocking_lock();
+            run_group(conn, vec![(run, reply)]);
+        }
     }
-    let _ = conn.close().await;
 }
 
-async fn run_group(conn: &mut SqliteConnection, group: Vec<Job>) {
+fn run_group(conn: &Connection, group: Vec<Job>) {
     metrics::histogram!(crate::metrics::STORE_GROUP_SIZE).record(group.len() as f64);
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let reason = format!("cannot begin the group transaction: {e}");
-        for j in group {
-            let _ = j.reply.send(Err(StoreError::GroupCommit {
+        for (_, reply) in group {
+            let _ = reply.send(Err(StoreError::GroupCommit {
                 reason: reason.clone(),
             }));
         }
@@ -144,36 +153,34 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Job>) {
     let mut done: Vec<(oneshot::Sender<Result<Value>>, Result<Value>)> =
         Vec::with_capacity(group.len());
     let mut broken: Option<String> = None;
-    for j in group {
+    for (run, reply) in group {
         if let Some(reason) = &broken {
-            let _ = j.reply.send(Err(StoreError::GroupCommit {
+            let _ = reply.send(Err(StoreError::GroupCommit {
                 reason: reason.clone(),
             }));
             continue;
         }
-        if let Err(e) = exec(conn, "SAVEPOINT job").await {
-            broken = Some(format!("cannot open a savepoint: {e}"));
-            let _ = j.reply.send(Err(StoreError::GroupCommit {
-                reason: format!("cannot open a savepoint: {e}"),
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let reason = format!("cannot open a savepoint: {e}");
+            let _ = reply.send(Err(StoreError::GroupCommit {
+                reason: reason.clone(),
             }));
+            broken = Some(reason);
             continue;
         }
-        let result = (j.run)(conn).await;
+        let result = run(conn);
         let close = if result.is_ok() {
-            exec(conn, "RELEASE job").await
+            conn.execute_batch("RELEASE job")
         } else {
-            match exec(conn, "ROLLBACK TO job").await {
-                Ok(()) => exec(conn, "RELEASE job").await,
-                Err(e) => Err(e),
-            }
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
         };
         if let Err(e) = close {
             broken = Some(format!("cannot close a savepoint: {e}"));
         }
-        done.push((j.reply, result));
+        done.push((reply, result));
     }
     let committed = match &broken {
-        None => exec(conn, "COMMIT").await.map_err(|e| e.to_string()),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
         Some(reason) => Err(reason.clone()),
     };
     match committed {
@@ -184,7 +191,7 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Job>) {
         }
         Err(reason) => {
             warn!(%reason, jobs = done.len(), "group transaction failed");
-            if let Err(e) = exec(conn, "ROLLBACK").await {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
                 warn!(error = %e, "cannot roll the group transaction back");
             }
             for (reply, _) in done {
@@ -194,11 +201,4 @@ async fn run_group(conn: &mut SqliteConnection, group: Vec<Job>) {
             }
         }
     }
-}
-
-async fn exec(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-) -> std::result::Result<(), sqlx::Error> {
-    sqlx::raw_sql(sql).execute(&mut *conn).await.map(|_| ())
 }
