@@ -244,6 +244,12 @@ impl Verifier {
         &self.nonce
     }
 
+    /// The nonce the peer must use once the message being built is sent:
+    /// the pending NextNonce, or the current one.
+    pub(crate) fn next_nonce(&self) -> &Nonce {
+        self.pending.as_ref().unwrap_or(&self.nonce)
+    }
+
     /// The nonce still accepted beside the current one, if any.
     pub(crate) fn previous(&self) -> Option<&Nonce> {
         self.previous.as_ref()

@@ -460,6 +460,30 @@ impl ServerSession {
         self.events.pop_front()
     }
 
+    /// The nonces as they will be once the response being prepared is sent
+    /// (what the next [`ServerEvent::NoncesChanged`] will carry).
+    ///
+    /// A runtime that writes the store before building the response (to
+    /// claim queued work, say) can persist these with that write and save
+    /// the write that would follow the response. Should the response then
+    /// never reach the device, the device still uses the nonce it knew; it
+    /// is challenged with a fresh one and retries, as after any lost
+    /// response.
+    pub fn nonces_after_response(&self) -> NonceState {
+        self.nonces_using(self.verifier.next_nonce())
+    }
+
+    /// The nonces to persist with `client_nonce` as the device's next one.
+    fn nonces_using(&self, client_nonce: &Nonce) -> NonceState {
+        let mut next = self.nonces.clone();
+        next.client_nonce = client_nonce.clone();
+        // A nonce from a device not yet authenticated is used, not stored.
+        if self.known && self.verifier.trusted() {
+            next.server_nonce = self.prover.nonce().clone();
+        }
+        next
+    }
+
     /// Whether the response being prepared starts a new package: the time
     /// to queue commands (queued at other times they wait for it).
     pub fn is_ready_for_commands(&self) -> bool {
@@ -928,12 +952,7 @@ impl ServerSession {
     }
 
     fn update_nonces(&mut self) {
-        let mut next = self.nonces.clone();
-        next.client_nonce = self.verifier.nonce().clone();
-        // A nonce from a device not yet authenticated is used, not stored.
-        if self.known && self.verifier.trusted() {
-            next.server_nonce = self.prover.nonce().clone();
-        }
+        let next = self.nonces_using(self.verifier.nonce());
         if next != self.nonces {
             self.nonces = next.clone();
             self.events.push_back(ServerEvent::NoncesChanged(next));

@@ -240,9 +240,17 @@ impl Pair {
                 }
             }
         }
+        // What a runtime may persist before building the response is what
+        // the response leaves.
+        let announced = server.nonces_after_response();
         let resp = server
             .poll_transmit()
             .expect("a response for every request");
+        assert_eq!(
+            server.nonces(),
+            &announced,
+            "nonces_after_response before poll_transmit"
+        );
         while let Some(ev) = server.poll_event() {
             self.server_events.push(ev);
         }

@@ -79,7 +79,6 @@ struct BatchProgress {
 #[derive(Default)]
 struct Writes {
     nodes: BTreeMap<String, String>,
-    nonces: Option<NonceState>,
     outcomes: BTreeMap<(BatchId, u32), (Option<StatusCode>, Vec<Results>)>,
     /// Client alerts to store, with the command they came in (its Status).
     alerts: Vec<(CmdRef, NewAlert)>,
@@ -97,6 +96,11 @@ pub(crate) struct LiveSession {
     /// leaves no row).
     start: Option<NewSession>,
     authenticated: bool,
+    /// The nonces as the store has them. Every write carries the engine's
+    /// [`ServerSession::nonces_after_response`] when they differ, so the
+    /// write that claims work before a response also stores the nonce that
+    /// response issues, and no write is needed after it for that alone.
+    stored_nonces: NonceState,
     /// Whether a pending package 0 may exist for the device (it has a
     /// notification address) and has not been cancelled yet.
     cancel_notifications: bool,
@@ -182,6 +186,10 @@ impl LiveSession {
         })
         .increment(1);
         let account = device.as_ref().map(|d| account(config, d));
+        let stored_nonces = account
+            .as_ref()
+            .map(|a| a.nonces.clone())
+            .unwrap_or_default();
         let engine = span.in_scope(|| accepted.into_session(account, &mut OsRandom));
         Ok(LiveSession {
             engine,
@@ -189,6 +197,7 @@ impl LiveSession {
             key: None,
             start,
             authenticated: false,
+            stored_nonces,
             cancel_notifications: device.as_ref().is_some_and(|d| d.notify_addr.is_some()),
             touched_at: Instant::now(),
             devdetail_requested: false,
@@ -296,7 +305,13 @@ impl LiveSession {
         let ending = end.is_some();
         if known {
             let touch = !ending && self.touched_at.elapsed() >= touch_interval(state.config());
-            if touch || ending || self.start.is_some() || !w.is_empty() || self.completes_any() {
+            if touch
+                || ending
+                || self.start.is_some()
+                || !w.is_empty()
+                || self.completes_any()
+                || self.nonces_unstored()
+            {
                 let report = self
                     .commit(state, &mut w, None, end.clone(), touch, now)
                     .await?;
@@ -350,6 +365,12 @@ impl LiveSession {
             .collect()
     }
 
+    /// Whether the nonces the next response leaves differ from the stored
+    /// ones.
+    fn nonces_unstored(&self) -> bool {
+        self.engine.nonces_after_response() != self.stored_nonces
+    }
+
     fn completes_any(&self) -> bool {
         self.batches
             .values()
@@ -397,7 +418,8 @@ impl LiveSession {
                 ServerEvent::Results { id, path, results } => {
                     self.on_results(id, &path, results, w)
                 }
-                ServerEvent::NoncesChanged(n) => w.nonces = Some(n),
+                // Written from `nonces_after_response` by every write.
+                ServerEvent::NoncesChanged(_) => {}
                 ServerEvent::Ended(outcome) => self.ended = Some(outcome),
                 other => debug!(?other, "event"),
             }
@@ -586,9 +608,12 @@ impl LiveSession {
     ) -> Result<MessageReport, AppError> {
         let w = std::mem::take(w);
         let complete = self.to_complete();
-        let nonces = w.nonces.map(|n| NonceUpdate {
-            client: (!n.client_nonce.is_empty()).then(|| n.client_nonce.as_bytes().to_vec()),
-            server: (!n.server_nonce.is_empty()).then(|| n.server_nonce.as_bytes().to_vec()),
+        let next_nonces = self.engine.nonces_after_response();
+        let nonces = (next_nonces != self.stored_nonces).then(|| NonceUpdate {
+            client: (!next_nonces.client_nonce.is_empty())
+                .then(|| next_nonces.client_nonce.as_bytes().to_vec()),
+            server: (!next_nonces.server_nonce.is_empty())
+                .then(|| next_nonces.server_nonce.as_bytes().to_vec()),
         });
         let (ats, alerts): (Vec<CmdRef>, Vec<NewAlert>) = w.alerts.into_iter().unzip();
         let write = MessageWrite {
@@ -633,6 +658,7 @@ impl LiveSession {
                 return Err(e.into());
             }
         };
+        self.stored_nonces = next_nonces;
         if let Some(key) = report.session {
             if self.key.is_none() {
                 self.start = None;
@@ -780,7 +806,6 @@ impl LiveSession {
 impl Writes {
     fn is_empty(&self) -> bool {
         self.nodes.is_empty()
-            && self.nonces.is_none()
             && self.outcomes.is_empty()
             && self.alerts.is_empty()
             && !self.cancel_notifications
