@@ -41,6 +41,10 @@ use scomo_server::store::{
 use scomo_server::{run, AppState, Config, Listener};
 use tokio::sync::Semaphore;
 
+/// The allocator of the `scomo` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     sessions: usize,
     concurrency: usize,
@@ -191,6 +195,7 @@ async fn main() {
         .build()
         .unwrap();
     let gate = Arc::new(Semaphore::new(a.concurrency));
+    let cpu_before = cpu_time();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(a.sessions);
     for i in 0..a.sessions {
@@ -212,6 +217,7 @@ async fn main() {
         sessions.push(total);
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     messages.sort();
     sessions.sort();
     let secs = elapsed.as_secs_f64();
@@ -246,6 +252,11 @@ async fn main() {
         percentile(&sessions, 0.99)
     );
     println!(
+        "cpu           {:.0} us per session, {:.2} cores busy (user + system, server and load generator)",
+        cpu.as_secs_f64() * 1e6 / a.sessions as f64,
+        cpu.as_secs_f64() / secs
+    );
+    println!(
         "peak RSS      {} MiB (server and load generator, one process)",
         peak_rss_kib() / 1024
     );
@@ -273,6 +284,23 @@ async fn main() {
         .await
         .unwrap();
     }
+}
+
+/// The CPU time (user + system) the process has used so far.
+fn cpu_time() -> Duration {
+    // Fields 14 and 15 of /proc/self/stat are utime and stime, in clock
+    // ticks (100 per second on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the name, field 3 (state) is index 0: utime is 14 -> 11, stime 15 -> 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// The process's peak resident set (`VmHWM`), in KiB.

@@ -132,14 +132,22 @@ const CLAIM_PG: &str = concat!(
      WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
     batch_cols!()
 );
-const CLAIM: &str = concat!(
-    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
-     WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT $4) \
-     UPDATE command_batches SET state = 'sent', session_ref = $1, \
-     claimed_at = $2, sent_at = $2, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
-    batch_cols!()
-);
+/// The SQLite claim with its limit written in: SQLite re-prepares a
+/// statement whose LIMIT is a bound parameter every time it is bound (the
+/// value is folded into the plan), which cost more than the claim itself.
+fn claim_lite(limit: u32) -> String {
+    format!(
+        concat!(
+            "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+             WHERE device_id = $3 AND state = 'pending' ORDER BY id LIMIT {}) \
+             UPDATE command_batches SET state = 'sent', session_ref = $1, \
+             claimed_at = $2, sent_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM picked) AND state = 'pending' RETURNING ",
+            batch_cols!()
+        ),
+        page_limit(limit)
+    )
+}
 // A swept session is caught by the next claim or outcome fence; the
 // activity time alone is not worth failing the message.
 const TOUCH: &str =
@@ -158,6 +166,13 @@ fn no_session() -> StoreError {
     }
 }
 
+/// The batches a message's outcomes go to (with their size) and the
+/// outcomes to write with their serialized results.
+type SortedOutcomes<'p> = (
+    BTreeMap<BatchId, i64>,
+    Vec<(&'p MessageOutcome, &'p String)>,
+);
+
 /// Which of `ids` the session still holds (with their size, from `holds`)
 /// and which are gone; the outcomes to write, each checked against its
 /// batch's size.
@@ -165,10 +180,7 @@ fn sort_outcomes<'p>(
     p: &'p Prepared,
     holds: &BTreeMap<BatchId, i64>,
     report: &mut MessageReport,
-) -> Result<(
-    BTreeMap<BatchId, i64>,
-    Vec<(&'p MessageOutcome, &'p String)>,
-)> {
+) -> Result<SortedOutcomes<'p>> {
     let w = &p.w;
     let mut ids: Vec<BatchId> = w.outcomes.iter().map(|o| o.batch).collect();
     ids.extend_from_slice(&w.complete);
@@ -396,7 +408,7 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
 
 /// The message's statements on SQLite, on the group writer's connection
 /// (inside its savepoint).
-fn apply_lite(c: &rusqlite::Connection, p: Prepared, now: i64) -> Result<MessageReport> {
+fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<MessageReport> {
     let w = &p.w;
     let mut report = MessageReport::default();
     let session = match (w.session, &w.start) {
@@ -469,7 +481,7 @@ fn apply_lite(c: &rusqlite::Connection, p: Prepared, now: i64) -> Result<Message
         })?
         .into_iter()
         .collect();
-        let (held, rows) = sort_outcomes(&p, &holds, &mut report)?;
+        let (held, rows) = sort_outcomes(p, &holds, &mut report)?;
         for (o, json) in rows {
             lite::exec(
                 c,
@@ -499,8 +511,8 @@ fn apply_lite(c: &rusqlite::Connection, p: Prepared, now: i64) -> Result<Message
         session_check(session, found)?;
         let rows = lite::all(
             c,
-            CLAIM,
-            &[&session.0, &now, &w.device_id, &page_limit(limit)],
+            &claim_lite(limit),
+            &[&session.0, &now, &w.device_id],
             BatchRow::from_lite,
         )?;
         report.claimed = sorted_claims(rows)?;
@@ -566,7 +578,7 @@ impl SqlStore {
                 Ok(report)
             }
             (Pool::Sqlite(_), Some(writer)) => {
-                writer.write(move |conn| apply_lite(conn, p, now)).await
+                writer.write(move |conn| apply_lite(conn, &p, now)).await
             }
             (Pool::Sqlite(_), None) => Err(StoreError::GroupCommit {
                 reason: "the store has no writer".into(),
