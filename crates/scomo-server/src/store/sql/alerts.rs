@@ -125,7 +125,7 @@ pub(crate) fn insert_alert_lite(
         ],
         |r| r.get::<_, i64>(0),
     )
-    .map_err(|e| super::message::lite_unknown_device(e, &alert.device_id))?;
+    .map_err(|e| super::lite::unknown_device(e, &alert.device_id))?;
     id.ok_or_else(|| StoreError::Invalid {
         field: "alert",
         reason: "the insert returned no id".into(),
@@ -226,19 +226,30 @@ impl AlertStore for SqlStore {
     }
 
     async fn ack_alerts(&self, alerts: &[AlertId], now: Timestamp) -> Result<u64> {
+        const ACK: &str = "UPDATE generic_alerts SET processed_at = $2 \
+             WHERE id = $1 AND processed_at IS NULL";
+        if let Some(writer) = &self.writer {
+            let alerts = alerts.to_vec();
+            return writer
+                .write(move |c| {
+                    let mut acked = 0;
+                    for a in &alerts {
+                        acked += super::lite::exec(c, ACK, &[&a.0, &ts(now)])?;
+                    }
+                    Ok(acked)
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let mut acked = 0;
             for a in alerts {
-                acked += sqlx::query(
-                    "UPDATE generic_alerts SET processed_at = $2 \
-                     WHERE id = $1 AND processed_at IS NULL",
-                )
-                .bind(a.0)
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                acked += sqlx::query(ACK)
+                    .bind(a.0)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
             Ok(acked)

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::lite;
 use super::sessions::unknown_device_on_fk;
 use super::{begin_write, check_len, opt_ts, page_limit, ts, with_pool, SqlStore};
 use crate::store::error::{Result, StoreError};
@@ -26,6 +27,47 @@ macro_rules! job_cols {
     };
 }
 
+// Statements of the writes every job makes, shared by the PostgreSQL
+// (sqlx) and the SQLite (group writer, rusqlite) code.
+const JOB_LOCK_HOLDER: &str = "SELECT job_id FROM job_locks WHERE device_id = $1 AND lock_key = $2";
+const INSERT_JOB: &str = concat!(
+    "INSERT INTO jobs (device_id, op, pkg_id, component_id, delivery, origin, state, \
+     plan, wake_at, deadline_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+    job_cols!()
+);
+const INSERT_JOB_LOCK: &str =
+    "INSERT INTO job_locks (device_id, lock_key, job_id) VALUES ($1, $2, $3)";
+const INSERT_JOB_EVENT: &str =
+    "INSERT INTO job_events (job_id, at, state, message) VALUES ($1, $2, $3, $4)";
+const UPDATE_JOB: &str = concat!(
+    "UPDATE jobs SET state = $3, rev = rev + 1, batch_id = $4, plan = $5, \
+     result_code = $6, outcome = $7, detail = $8, wake_at = $9, deadline_at = $10, \
+     updated_at = $11, finished_at = CASE WHEN $12 = 1 THEN $11 ELSE NULL END \
+     WHERE id = $1 AND rev = $2 AND finished_at IS NULL RETURNING ",
+    job_cols!()
+);
+const DELETE_JOB_LOCKS: &str = "DELETE FROM job_locks WHERE job_id = $1";
+const DELETE_INVENTORY: &str = "DELETE FROM inventory WHERE device_id = $1";
+const INSERT_INVENTORY: &str = "INSERT INTO inventory (device_id, kind, entry, item_id, name, \
+     version, state, status, pkg_id_ref, env_type) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (device_id, kind, entry) DO NOTHING";
+const INVENTORY_READ: &str = "INSERT INTO inventory_reads (device_id, read_at, method) \
+     VALUES ($1, $2, $3) ON CONFLICT (device_id) DO UPDATE SET read_at = $2, method = $3";
+
+fn lock_conflict(holder: i64, lock: &str, device_id: &str) -> StoreError {
+    StoreError::Conflict {
+        what: format!("job {holder} is already working on {lock:?} on device {device_id:?}"),
+    }
+}
+
+fn returned_nothing(what: &'static str) -> StoreError {
+    StoreError::Invalid {
+        field: what,
+        reason: "the insert returned no row".into(),
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: i64,
@@ -47,6 +89,33 @@ struct JobRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+}
+
+impl JobRow {
+    /// The row of a rusqlite query selecting `job_cols!()`.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+        Ok(JobRow {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            op: r.get(2)?,
+            pkg_id: r.get(3)?,
+            component_id: r.get(4)?,
+            delivery: r.get(5)?,
+            origin: r.get(6)?,
+            state: r.get(7)?,
+            rev: r.get(8)?,
+            batch_id: r.get(9)?,
+            plan: r.get(10)?,
+            result_code: r.get(11)?,
+            outcome: r.get(12)?,
+            detail: r.get(13)?,
+            wake_at: r.get(14)?,
+            deadline_at: r.get(15)?,
+            created_at: r.get(16)?,
+            updated_at: r.get(17)?,
+            finished_at: r.get(18)?,
+        })
+    }
 }
 
 fn corrupt(what: &'static str, v: &str) -> StoreError {
@@ -161,64 +230,93 @@ impl JobStore for SqlStore {
         for l in &job.locks {
             check_len("job lock", l, MAX_TEXT_LEN)?;
         }
+        if let Some(writer) = &self.writer {
+            let job = job.clone();
+            let row = writer
+                .write(move |c| {
+                    for l in &job.locks {
+                        let holder =
+                            lite::first(c, JOB_LOCK_HOLDER, &[&job.device_id, l], |r| r.get(0))?;
+                        if let Some(h) = holder {
+                            return Err(lock_conflict(h, l, &job.device_id));
+                        }
+                    }
+                    let row = lite::first(
+                        c,
+                        INSERT_JOB,
+                        &[
+                            &job.device_id,
+                            &job.op.as_str(),
+                            &job.pkg_id,
+                            &job.component_id,
+                            &job.delivery.as_str(),
+                            &job.origin.as_str(),
+                            &job.state.as_str(),
+                            &job.plan,
+                            &job.wake_at.map(ts),
+                            &job.deadline_at.map(ts),
+                            &ts(now),
+                        ],
+                        JobRow::from_lite,
+                    )
+                    .map_err(|e| lite::unknown_device(e, &job.device_id))?
+                    .ok_or_else(|| returned_nothing("job"))?;
+                    for l in &job.locks {
+                        lite::exec(c, INSERT_JOB_LOCK, &[&job.device_id, l, &row.id])?;
+                    }
+                    let event = format!("created by {}", job.origin);
+                    lite::exec(
+                        c,
+                        INSERT_JOB_EVENT,
+                        &[&row.id, &ts(now), &job.state.as_str(), &event],
+                    )?;
+                    Ok(row)
+                })
+                .await?;
+            return job_from_row(row);
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             for l in &job.locks {
-                let holder: Option<i64> = sqlx::query_scalar(
-                    "SELECT job_id FROM job_locks WHERE device_id = $1 AND lock_key = $2",
-                )
-                .bind(&job.device_id)
-                .bind(l)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let holder: Option<i64> = sqlx::query_scalar(JOB_LOCK_HOLDER)
+                    .bind(&job.device_id)
+                    .bind(l)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 if let Some(h) = holder {
-                    return Err(StoreError::Conflict {
-                        what: format!(
-                            "job {h} is already working on {l:?} on device {:?}",
-                            job.device_id
-                        ),
-                    });
+                    return Err(lock_conflict(h, l, &job.device_id));
                 }
             }
-            let row: JobRow = sqlx::query_as(concat!(
-                "INSERT INTO jobs (device_id, op, pkg_id, component_id, delivery, origin, state, \
-                 plan, wake_at, deadline_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
-                job_cols!()
-            ))
-            .bind(&job.device_id)
-            .bind(job.op.as_str())
-            .bind(&job.pkg_id)
-            .bind(&job.component_id)
-            .bind(job.delivery.as_str())
-            .bind(job.origin.as_str())
-            .bind(job.state.as_str())
-            .bind(&job.plan)
-            .bind(job.wake_at.map(ts))
-            .bind(job.deadline_at.map(ts))
-            .bind(ts(now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| unknown_device_on_fk(e, &job.device_id))?;
-            for l in &job.locks {
-                sqlx::query(
-                    "INSERT INTO job_locks (device_id, lock_key, job_id) VALUES ($1, $2, $3)",
-                )
+            let row: JobRow = sqlx::query_as(INSERT_JOB)
                 .bind(&job.device_id)
-                .bind(l)
+                .bind(job.op.as_str())
+                .bind(&job.pkg_id)
+                .bind(&job.component_id)
+                .bind(job.delivery.as_str())
+                .bind(job.origin.as_str())
+                .bind(job.state.as_str())
+                .bind(&job.plan)
+                .bind(job.wake_at.map(ts))
+                .bind(job.deadline_at.map(ts))
+                .bind(ts(now))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| unknown_device_on_fk(e, &job.device_id))?;
+            for l in &job.locks {
+                sqlx::query(INSERT_JOB_LOCK)
+                    .bind(&job.device_id)
+                    .bind(l)
+                    .bind(row.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(INSERT_JOB_EVENT)
                 .bind(row.id)
+                .bind(ts(now))
+                .bind(job.state.as_str())
+                .bind(format!("created by {}", job.origin))
                 .execute(&mut *tx)
                 .await?;
-            }
-            sqlx::query(
-                "INSERT INTO job_events (job_id, at, state, message) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(row.id)
-            .bind(ts(now))
-            .bind(job.state.as_str())
-            .bind(format!("created by {}", job.origin))
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
             job_from_row(row)
         })
@@ -274,48 +372,86 @@ impl JobStore for SqlStore {
             });
         }
         let terminal = update.state.is_terminal();
+        if let Some(writer) = &self.writer {
+            let update = update.clone();
+            let row = writer
+                .write(move |c| {
+                    let Some(row) = lite::first(
+                        c,
+                        UPDATE_JOB,
+                        &[
+                            &id.0,
+                            &rev,
+                            &update.state.as_str(),
+                            &update.batch_id.map(|b| b.0),
+                            &update.plan,
+                            &update.result_code.map(i64::from),
+                            &update.outcome.as_deref().map(|s| clip(s, MAX_NOTE_LEN)),
+                            &update.detail.as_deref().map(|s| clip(s, MAX_NOTE_LEN)),
+                            &update.wake_at.map(ts),
+                            &update.deadline_at.map(ts),
+                            &ts(now),
+                            &i64::from(terminal),
+                        ],
+                        JobRow::from_lite,
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    if terminal {
+                        lite::exec(c, DELETE_JOB_LOCKS, &[&id.0])?;
+                    }
+                    if let Some(msg) = &update.event {
+                        lite::exec(
+                            c,
+                            INSERT_JOB_EVENT,
+                            &[
+                                &id.0,
+                                &ts(now),
+                                &update.state.as_str(),
+                                &clip(msg, MAX_NOTE_LEN),
+                            ],
+                        )?;
+                    }
+                    Ok(Some(row))
+                })
+                .await?;
+            return row.map(job_from_row).transpose();
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let row: Option<JobRow> = sqlx::query_as(concat!(
-                "UPDATE jobs SET state = $3, rev = rev + 1, batch_id = $4, plan = $5, \
-                 result_code = $6, outcome = $7, detail = $8, wake_at = $9, deadline_at = $10, \
-                 updated_at = $11, finished_at = CASE WHEN $12 = 1 THEN $11 ELSE NULL END \
-                 WHERE id = $1 AND rev = $2 AND finished_at IS NULL RETURNING ",
-                job_cols!()
-            ))
-            .bind(id.0)
-            .bind(rev)
-            .bind(update.state.as_str())
-            .bind(update.batch_id.map(|b| b.0))
-            .bind(&update.plan)
-            .bind(update.result_code.map(i64::from))
-            .bind(update.outcome.as_deref().map(|s| clip(s, MAX_NOTE_LEN)))
-            .bind(update.detail.as_deref().map(|s| clip(s, MAX_NOTE_LEN)))
-            .bind(update.wake_at.map(ts))
-            .bind(update.deadline_at.map(ts))
-            .bind(ts(now))
-            .bind(i64::from(terminal))
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row: Option<JobRow> = sqlx::query_as(UPDATE_JOB)
+                .bind(id.0)
+                .bind(rev)
+                .bind(update.state.as_str())
+                .bind(update.batch_id.map(|b| b.0))
+                .bind(&update.plan)
+                .bind(update.result_code.map(i64::from))
+                .bind(update.outcome.as_deref().map(|s| clip(s, MAX_NOTE_LEN)))
+                .bind(update.detail.as_deref().map(|s| clip(s, MAX_NOTE_LEN)))
+                .bind(update.wake_at.map(ts))
+                .bind(update.deadline_at.map(ts))
+                .bind(ts(now))
+                .bind(i64::from(terminal))
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(row) = row else {
                 return Ok(None);
             };
             if terminal {
-                sqlx::query("DELETE FROM job_locks WHERE job_id = $1")
+                sqlx::query(DELETE_JOB_LOCKS)
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
             }
             if let Some(msg) = &update.event {
-                sqlx::query(
-                    "INSERT INTO job_events (job_id, at, state, message) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id.0)
-                .bind(ts(now))
-                .bind(update.state.as_str())
-                .bind(clip(msg, MAX_NOTE_LEN))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(INSERT_JOB_EVENT)
+                    .bind(id.0)
+                    .bind(ts(now))
+                    .bind(update.state.as_str())
+                    .bind(clip(msg, MAX_NOTE_LEN))
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             job_from_row(row).map(Some)
@@ -396,43 +532,68 @@ impl JobStore for SqlStore {
                 }
             }
         }
+        if let Some(writer) = &self.writer {
+            let (device_id, entries, method) =
+                (device_id.to_owned(), entries.to_vec(), method.to_owned());
+            return writer
+                .write(move |c| {
+                    lite::exec(c, DELETE_INVENTORY, &[&device_id])?;
+                    for e in &entries {
+                        let Some(kind) = e.kind else { continue };
+                        lite::exec(
+                            c,
+                            INSERT_INVENTORY,
+                            &[
+                                &device_id,
+                                &kind.as_str(),
+                                &e.entry,
+                                &e.item_id,
+                                &e.name,
+                                &e.version,
+                                &e.state.map(i64::from),
+                                &e.status.map(i64::from),
+                                &e.pkg_id_ref,
+                                &e.env_type,
+                            ],
+                        )
+                        .map_err(|err| lite::unknown_device(err, &device_id))?;
+                    }
+                    lite::exec(c, INVENTORY_READ, &[&device_id, &ts(now), &method])
+                        .map_err(|err| lite::unknown_device(err, &device_id))?;
+                    Ok(())
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            sqlx::query("DELETE FROM inventory WHERE device_id = $1")
+            sqlx::query(DELETE_INVENTORY)
                 .bind(device_id)
                 .execute(&mut *tx)
                 .await?;
             for e in entries {
                 let Some(kind) = e.kind else { continue };
-                sqlx::query(
-                    "INSERT INTO inventory (device_id, kind, entry, item_id, name, version, state, \
-                     status, pkg_id_ref, env_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (device_id, kind, entry) DO NOTHING",
-                )
+                sqlx::query(INSERT_INVENTORY)
+                    .bind(device_id)
+                    .bind(kind.as_str())
+                    .bind(&e.entry)
+                    .bind(&e.item_id)
+                    .bind(&e.name)
+                    .bind(&e.version)
+                    .bind(e.state.map(i64::from))
+                    .bind(e.status.map(i64::from))
+                    .bind(&e.pkg_id_ref)
+                    .bind(&e.env_type)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| unknown_device_on_fk(err, device_id))?;
+            }
+            sqlx::query(INVENTORY_READ)
                 .bind(device_id)
-                .bind(kind.as_str())
-                .bind(&e.entry)
-                .bind(&e.item_id)
-                .bind(&e.name)
-                .bind(&e.version)
-                .bind(e.state.map(i64::from))
-                .bind(e.status.map(i64::from))
-                .bind(&e.pkg_id_ref)
-                .bind(&e.env_type)
+                .bind(ts(now))
+                .bind(method)
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| unknown_device_on_fk(err, device_id))?;
-            }
-            sqlx::query(
-                "INSERT INTO inventory_reads (device_id, read_at, method) VALUES ($1, $2, $3) \
-                 ON CONFLICT (device_id) DO UPDATE SET read_at = $2, method = $3",
-            )
-            .bind(device_id)
-            .bind(ts(now))
-            .bind(method)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| unknown_device_on_fk(err, device_id))?;
             tx.commit().await?;
         });
         Ok(())

@@ -118,6 +118,18 @@ pub(crate) fn is_foreign_key_violation(e: &StoreError) -> bool {
     )
 }
 
+/// A foreign key violation on a row naming `device_id` means the device is
+/// gone (as `sessions::unknown_device_on_fk` on sqlx).
+pub(crate) fn unknown_device(e: StoreError, device_id: &str) -> StoreError {
+    if is_foreign_key_violation(&e) {
+        StoreError::UnknownDevice {
+            id: device_id.to_owned(),
+        }
+    } else {
+        e
+    }
+}
+
 /// Prepares `sql` (cached) and binds `$n` to `params[n - 1]`.
 pub(crate) fn bind<'c>(
     c: &'c Connection,

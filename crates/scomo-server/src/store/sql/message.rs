@@ -426,7 +426,7 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
                 ],
                 |r| r.get::<_, i64>(0),
             )
-            .map_err(|e| lite_unknown_device(e, &s.device_id))?;
+            .map_err(|e| lite::unknown_device(e, &s.device_id))?;
             SessionKey(id.ok_or_else(no_session)?)
         }
         (None, None) => return Err(no_session()),
@@ -548,18 +548,6 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
         }
     }
     Ok(report)
-}
-
-/// A foreign key violation on a row naming `device_id` means the device is
-/// gone.
-pub(crate) fn lite_unknown_device(e: StoreError, device_id: &str) -> StoreError {
-    if lite::is_foreign_key_violation(&e) {
-        StoreError::UnknownDevice {
-            id: device_id.to_owned(),
-        }
-    } else {
-        e
-    }
 }
 
 impl SqlStore {

@@ -7,6 +7,7 @@ use omadm_wire::model::{Command, Results};
 use omadm_wire::StatusCode;
 use sqlx::QueryBuilder;
 
+use super::lite;
 use super::sessions::unknown_device_on_fk;
 use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
 use crate::store::error::{Result, StoreError};
@@ -68,6 +69,14 @@ impl BatchRow {
     }
 }
 
+const INSERT_BATCH: &str = "INSERT INTO command_batches (device_id, owner, commands, \
+     command_count, idempotent, state, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+     RETURNING id";
+const INSERT_CORRELATOR: &str = "INSERT INTO batch_correlators (device_id, correlator, batch_id) \
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const ACK_FINISHED: &str = "UPDATE command_batches SET reported_at = $2 \
+     WHERE id = $1 AND finished_at IS NOT NULL AND reported_at IS NULL";
+
 #[derive(sqlx::FromRow)]
 struct OutcomeRow {
     batch_id: i64,
@@ -118,32 +127,58 @@ impl CommandQueue for SqlStore {
             check_len("correlator", t, MAX_TAG_LEN)?;
         }
         let json = to_json("commands", &batch.commands)?;
+        if let Some(writer) = &self.writer {
+            let (device_id, owner, idempotent) = (
+                batch.device_id.clone(),
+                batch.owner.clone(),
+                batch.idempotent,
+            );
+            return writer
+                .write(move |c| {
+                    let id = lite::first(
+                        c,
+                        INSERT_BATCH,
+                        &[
+                            &device_id,
+                            &owner,
+                            &json,
+                            &i64::from(n),
+                            &idempotent,
+                            &ts(now),
+                        ],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(|e| lite::unknown_device(e, &device_id))?
+                    .ok_or_else(|| StoreError::Invalid {
+                        field: "batch",
+                        reason: "the insert returned no id".into(),
+                    })?;
+                    for t in &tags {
+                        lite::exec(c, INSERT_CORRELATOR, &[&device_id, t, &id])?;
+                    }
+                    Ok(BatchId(id))
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO command_batches (device_id, owner, commands, command_count, \
-                 idempotent, state, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
-                 RETURNING id",
-            )
-            .bind(&batch.device_id)
-            .bind(&batch.owner)
-            .bind(&json)
-            .bind(i64::from(n))
-            .bind(batch.idempotent)
-            .bind(ts(now))
-            .fetch_one(&mut *tx)
-            .await;
+            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(INSERT_BATCH)
+                .bind(&batch.device_id)
+                .bind(&batch.owner)
+                .bind(&json)
+                .bind(i64::from(n))
+                .bind(batch.idempotent)
+                .bind(ts(now))
+                .fetch_one(&mut *tx)
+                .await;
             let id = id.map_err(|e| unknown_device_on_fk(e, &batch.device_id))?;
             for t in &tags {
-                sqlx::query(
-                    "INSERT INTO batch_correlators (device_id, correlator, batch_id) \
-                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(&batch.device_id)
-                .bind(t)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(INSERT_CORRELATOR)
+                    .bind(&batch.device_id)
+                    .bind(t)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(BatchId(id))
@@ -535,19 +570,28 @@ impl CommandQueue for SqlStore {
     }
 
     async fn ack_finished(&self, batches: &[BatchId], now: Timestamp) -> Result<u64> {
+        if let Some(writer) = &self.writer {
+            let batches = batches.to_vec();
+            return writer
+                .write(move |c| {
+                    let mut acked = 0;
+                    for b in &batches {
+                        acked += lite::exec(c, ACK_FINISHED, &[&b.0, &ts(now)])?;
+                    }
+                    Ok(acked)
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let mut acked = 0;
             for b in batches {
-                acked += sqlx::query(
-                    "UPDATE command_batches SET reported_at = $2 \
-                     WHERE id = $1 AND finished_at IS NOT NULL AND reported_at IS NULL",
-                )
-                .bind(b.0)
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                acked += sqlx::query(ACK_FINISHED)
+                    .bind(b.0)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
             Ok(acked)
