@@ -90,7 +90,6 @@ pub(crate) use with_pool;
 /// before it writes cannot fail with `SQLITE_BUSY` on upgrade.
 macro_rules! begin_write {
     ($pool:expr, $pg:expr) => {{
-        metrics::counter!("scomo_debug_writes", "at" => concat!(file!(), ":", line!())).increment(1);
         let turn = $crate::store::sql::GatePool::write_turn($pool).await;
         let tx = $pool
             .begin_with(if $pg { "BEGIN" } else { "BEGIN IMMEDIATE" })

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::lite;
 use super::queue::MAX_TAG_LEN;
 use super::sessions::unknown_device_on_fk;
 use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
@@ -20,6 +21,43 @@ macro_rules! notification_cols {
     };
 }
 
+const ENQUEUE_SQLITE: &str = "INSERT INTO notifications (device_id, state, created_at, \
+     next_attempt_at) VALUES ($1, 'pending', $2, $3) \
+     ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
+     SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
+     RETURNING id";
+const ATTEMPT_STATE: &str = "SELECT state, attempts FROM notifications WHERE id = $1";
+const RECORD_ATTEMPT: &str = "UPDATE notifications SET state = $2, attempts = $3, \
+     last_attempt_at = $4, last_error = $5, next_attempt_at = $6, closed_at = $7, \
+     claimed_by = NULL WHERE id = $1";
+const NOTIFICATION: &str = concat!(
+    "SELECT ",
+    notification_cols!(),
+    " FROM notifications WHERE id = $1"
+);
+
+/// What an attempt leaves: the state, the next attempt's time and the
+/// closing time, after `attempts` attempts.
+fn after_attempt(
+    attempts: i64,
+    backoff: &Backoff,
+    now: Timestamp,
+) -> (&'static str, Timestamp, Option<i64>) {
+    let n = u32::try_from(attempts).unwrap_or(u32::MAX);
+    if n >= backoff.max_attempts {
+        ("expired", now, Some(ts(now)))
+    } else {
+        ("pending", now + backoff.delay(n), None)
+    }
+}
+
+fn no_notification(id: NotificationId) -> StoreError {
+    StoreError::Invalid {
+        field: "notification id",
+        reason: format!("no notification {}", id.0),
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct NotificationRow {
     id: i64,
@@ -32,6 +70,22 @@ struct NotificationRow {
     last_error: Option<String>,
 }
 
+impl NotificationRow {
+    /// The row of a rusqlite query selecting `notification_cols!()`.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRow> {
+        Ok(NotificationRow {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            state: r.get(2)?,
+            created_at: r.get(3)?,
+            next_attempt_at: r.get(4)?,
+            attempts: r.get(5)?,
+            last_attempt_at: r.get(6)?,
+            last_error: r.get(7)?,
+        })
+    }
+}
+
 #[async_trait]
 impl NotificationStore for SqlStore {
     async fn enqueue_notification(
@@ -40,6 +94,25 @@ impl NotificationStore for SqlStore {
         due_at: Timestamp,
         now: Timestamp,
     ) -> Result<NotificationId> {
+        if let Some(writer) = &self.writer {
+            let device_id = device_id.to_owned();
+            return writer
+                .write(move |c| {
+                    lite::first(
+                        c,
+                        ENQUEUE_SQLITE,
+                        &[&device_id, &ts(now), &ts(due_at)],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| lite::unknown_device(e, &device_id))?
+                    .map(NotificationId)
+                    .ok_or_else(|| StoreError::Invalid {
+                        field: "notification",
+                        reason: "the insert returned no id".into(),
+                    })
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(pick(
                 pg,
@@ -48,11 +121,7 @@ impl NotificationStore for SqlStore {
                  ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
                  SET next_attempt_at = LEAST(notifications.next_attempt_at, excluded.next_attempt_at) \
                  RETURNING id",
-                "INSERT INTO notifications (device_id, state, created_at, next_attempt_at) \
-                 VALUES ($1, 'pending', $2, $3) \
-                 ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
-                 SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
-                 RETURNING id",
+                ENQUEUE_SQLITE,
             ))
             .bind(device_id)
             .bind(ts(now))
@@ -120,53 +189,70 @@ impl NotificationStore for SqlStore {
         now: Timestamp,
     ) -> Result<Notification> {
         let error = error.map(|e| truncate(e, MAX_ERROR_LEN));
+        if let Some(writer) = &self.writer {
+            let backoff = *backoff;
+            let row = writer
+                .write(move |c| {
+                    let current = lite::first(c, ATTEMPT_STATE, &[&id.0], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })?;
+                    let Some((state, attempts)) = current else {
+                        return Err(no_notification(id));
+                    };
+                    if state == "pending" {
+                        let attempts = attempts.saturating_add(1);
+                        let (next_state, next_at, closed) = after_attempt(attempts, &backoff, now);
+                        lite::exec(
+                            c,
+                            RECORD_ATTEMPT,
+                            &[
+                                &id.0,
+                                &next_state,
+                                &attempts,
+                                &ts(now),
+                                &error,
+                                &ts(next_at),
+                                &closed,
+                            ],
+                        )?;
+                    }
+                    lite::first(c, NOTIFICATION, &[&id.0], NotificationRow::from_lite)?
+                        .ok_or_else(|| no_notification(id))
+                })
+                .await?;
+            return notification_from_row(row);
+        }
         let row: NotificationRow = with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let current: Option<(String, i64)> = sqlx::query_as(pick(
                 pg,
                 "SELECT state, attempts FROM notifications WHERE id = $1 FOR UPDATE",
-                "SELECT state, attempts FROM notifications WHERE id = $1",
+                ATTEMPT_STATE,
             ))
             .bind(id.0)
             .fetch_optional(&mut *tx)
             .await?;
             let Some((state, attempts)) = current else {
-                return Err(StoreError::Invalid {
-                    field: "notification id",
-                    reason: format!("no notification {}", id.0),
-                });
+                return Err(no_notification(id));
             };
             if state == "pending" {
                 let attempts = attempts.saturating_add(1);
-                let n = u32::try_from(attempts).unwrap_or(u32::MAX);
-                let (next_state, next_at, closed) = if n >= backoff.max_attempts {
-                    ("expired", now, Some(ts(now)))
-                } else {
-                    ("pending", now + backoff.delay(n), None)
-                };
-                sqlx::query(
-                    "UPDATE notifications SET state = $2, attempts = $3, last_attempt_at = $4, \
-                     last_error = $5, next_attempt_at = $6, closed_at = $7, claimed_by = NULL \
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .bind(next_state)
-                .bind(attempts)
-                .bind(ts(now))
-                .bind(error.as_deref())
-                .bind(ts(next_at))
-                .bind(closed)
-                .execute(&mut *tx)
-                .await?;
+                let (next_state, next_at, closed) = after_attempt(attempts, backoff, now);
+                sqlx::query(RECORD_ATTEMPT)
+                    .bind(id.0)
+                    .bind(next_state)
+                    .bind(attempts)
+                    .bind(ts(now))
+                    .bind(error.as_deref())
+                    .bind(ts(next_at))
+                    .bind(closed)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let row = sqlx::query_as(concat!(
-                "SELECT ",
-                notification_cols!(),
-                " FROM notifications WHERE id = $1"
-            ))
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await?;
+            let row = sqlx::query_as(NOTIFICATION)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
             tx.commit().await?;
             row
         });

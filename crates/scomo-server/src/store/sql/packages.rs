@@ -8,6 +8,12 @@ use crate::store::model::Timestamp;
 use crate::store::packages_model::{DownloadToken, Package, PackageComponent};
 use crate::store::PackageStore;
 
+const INSERT_DL_TOKEN: &str = "INSERT INTO download_tokens (token, pkg_id, job_id, expires_at, \
+     created_at) SELECT $1, pkg_id, $3, $4, $5 FROM packages WHERE pkg_id = $2";
+const RECORD_DOWNLOAD: &str = "UPDATE download_tokens SET bytes_served = bytes_served + $2, \
+     downloads_completed = downloads_completed + $3, \
+     last_error = CASE WHEN $3 > 0 THEN NULL ELSE COALESCE($4, last_error) END WHERE token = $1";
+
 /// Random bytes in a download token.
 const DL_TOKEN_BYTES: usize = 16;
 /// Longest PkgID (the manifest allows 128).
@@ -169,20 +175,31 @@ impl PackageStore for SqlStore {
         let mut bytes = [0u8; DL_TOKEN_BYTES];
         getrandom::fill(&mut bytes).map_err(StoreError::Random)?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let inserted = with_pool!(self, |pool, _pg| {
-            sqlx::query(
-                "INSERT INTO download_tokens (token, pkg_id, job_id, expires_at, created_at) \
-                 SELECT $1, pkg_id, $3, $4, $5 FROM packages WHERE pkg_id = $2",
-            )
-            .bind(&token)
-            .bind(pkg_id)
-            .bind(job_id)
-            .bind(ts(expires_at))
-            .bind(ts(now))
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
+        let inserted = if let Some(writer) = &self.writer {
+            // SQLite: with the other writes of the moment (group commit).
+            let (token, pkg_id) = (token.clone(), pkg_id.to_owned());
+            writer
+                .write(move |c| {
+                    super::lite::exec(
+                        c,
+                        INSERT_DL_TOKEN,
+                        &[&token, &pkg_id, &job_id, &ts(expires_at), &ts(now)],
+                    )
+                })
+                .await?
+        } else {
+            with_pool!(self, |pool, _pg| {
+                sqlx::query(INSERT_DL_TOKEN)
+                    .bind(&token)
+                    .bind(pkg_id)
+                    .bind(job_id)
+                    .bind(ts(expires_at))
+                    .bind(ts(now))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            })
+        };
         if inserted == 0 {
             return Err(StoreError::UnknownPackage {
                 pkg_id: pkg_id.to_owned(),
@@ -241,20 +258,28 @@ impl PackageStore for SqlStore {
     ) -> Result<bool> {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         let error = error.map(|e| truncate(e, MAX_ERROR_LEN));
+        if let Some(writer) = &self.writer {
+            let (token, error) = (token.to_owned(), error.map(str::to_owned));
+            let n = writer
+                .write(move |c| {
+                    super::lite::exec(
+                        c,
+                        RECORD_DOWNLOAD,
+                        &[&token, &bytes, &i64::from(completed), &error],
+                    )
+                })
+                .await?;
+            return Ok(n > 0);
+        }
         with_pool!(self, |pool, _pg| {
-            let n = sqlx::query(
-                "UPDATE download_tokens SET bytes_served = bytes_served + $2, \
-                 downloads_completed = downloads_completed + $3, \
-                 last_error = CASE WHEN $3 > 0 THEN NULL ELSE COALESCE($4, last_error) END \
-                 WHERE token = $1",
-            )
-            .bind(token)
-            .bind(bytes)
-            .bind(i64::from(completed))
-            .bind(error)
-            .execute(pool)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(RECORD_DOWNLOAD)
+                .bind(token)
+                .bind(bytes)
+                .bind(i64::from(completed))
+                .bind(error)
+                .execute(pool)
+                .await?
+                .rows_affected();
             Ok(n > 0)
         })
     }
