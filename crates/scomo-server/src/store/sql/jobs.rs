@@ -323,11 +323,15 @@ impl JobStore for SqlStore {
     }
 
     async fn job(&self, id: JobId) -> Result<Option<Job>> {
+        const JOB: &str = concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1");
+        if let Some(lite) = &self.lite {
+            return lite
+                .read(|c| lite::first(c, JOB, &[&id.0], JobRow::from_lite))?
+                .map(job_from_row)
+                .transpose();
+        }
         let row: Option<JobRow> = with_pool!(self, |pool, _pg| {
-            sqlx::query_as(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1"))
-                .bind(id.0)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(JOB).bind(id.0).fetch_optional(pool).await?
         });
         row.map(job_from_row).transpose()
     }

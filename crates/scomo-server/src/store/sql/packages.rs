@@ -107,15 +107,38 @@ impl PackageStore for SqlStore {
     }
 
     async fn package(&self, pkg_id: &str) -> Result<Option<Package>> {
+        const PACKAGE: &str = concat!(
+            "SELECT ",
+            package_columns!(),
+            " FROM packages WHERE pkg_id = $1"
+        );
+        if let Some(lite) = &self.lite {
+            return lite
+                .read(|c| {
+                    super::lite::first(c, PACKAGE, &[&pkg_id], |r| {
+                        Ok(PackageRow {
+                            pkg_id: r.get(0)?,
+                            name: r.get(1)?,
+                            version: r.get(2)?,
+                            env_type: r.get(3)?,
+                            pkg_type: r.get(4)?,
+                            size: r.get(5)?,
+                            sha256: r.get(6)?,
+                            signature: r.get(7)?,
+                            components: r.get(8)?,
+                            file: r.get(9)?,
+                            created_at: r.get(10)?,
+                        })
+                    })
+                })?
+                .map(package_from_row)
+                .transpose();
+        }
         let row: Option<PackageRow> = with_pool!(self, |pool, _pg| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                package_columns!(),
-                " FROM packages WHERE pkg_id = $1"
-            ))
-            .bind(pkg_id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(PACKAGE)
+                .bind(pkg_id)
+                .fetch_optional(pool)
+                .await?
         });
         row.map(package_from_row).transpose()
     }

@@ -478,15 +478,39 @@ impl CommandQueue for SqlStore {
     }
 
     async fn batch(&self, batch: BatchId) -> Result<Option<Batch>> {
+        const BATCH: &str = concat!(
+            "SELECT ",
+            batch_cols!(),
+            " FROM command_batches WHERE id = $1"
+        );
+        const OUTCOMES: &str = "SELECT batch_id, cmd_index, status, results, recorded_at \
+             FROM command_outcomes WHERE batch_id = $1 ORDER BY cmd_index";
+        if let Some(lite) = &self.lite {
+            // The SCOMO engine reads every batch it finishes: in place.
+            return lite.read(|c| {
+                let Some(row) = lite::first(c, BATCH, &[&batch.0], BatchRow::from_lite)? else {
+                    return Ok(None);
+                };
+                let outcomes = lite::all(c, OUTCOMES, &[&batch.0], |r| {
+                    Ok(OutcomeRow {
+                        batch_id: r.get(0)?,
+                        cmd_index: r.get(1)?,
+                        status: r.get(2)?,
+                        results: r.get(3)?,
+                        recorded_at: r.get(4)?,
+                    })
+                })?
+                .into_iter()
+                .map(outcome_from_row)
+                .collect::<Result<Vec<_>>>()?;
+                batch_from_row(row, outcomes).map(Some)
+            });
+        }
         let row: Option<BatchRow> = with_pool!(self, |pool, _pg| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                batch_cols!(),
-                " FROM command_batches WHERE id = $1"
-            ))
-            .bind(batch.0)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(BATCH)
+                .bind(batch.0)
+                .fetch_optional(pool)
+                .await?
         });
         match row {
             None => Ok(None),
