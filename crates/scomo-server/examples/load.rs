@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p scomo-server --example load -- --sessions 2000 --concurrency 64
 //! cargo run --release -p scomo-server --example load -- --sessions 20000 --concurrency 1000
+//! cargo run --release -p scomo-server --example load -- --sessions 20000 --concurrency 1000 --rate 2000
 //! cargo run --release -p scomo-server --example load -- --synchronous normal
 //! cargo run --release -p scomo-server --example load -- --database-url postgres://postgres@127.0.0.1/test
 //! ```
@@ -12,9 +13,14 @@
 //! Starts an in-process server on 127.0.0.1:0 over SQLite in a temporary
 //! directory (or the given PostgreSQL, in a schema of its own dropped at the
 //! end), provisions the devices and queues the batches through the store,
-//! then prints sessions/s, messages/s (HTTP round trips: one device message
-//! and the server's answer), latency percentiles and the process's peak RSS
-//! (server and load generator share the process). DevDetail reads are off,
+//! then prints sessions/s, messages/s (HTTP round trips, and DM messages:
+//! a round trip is a device message and the server's answer), latency
+//! percentiles, CPU time per session and the process's peak RSS (server and
+//! load generator share the process). Without `--rate` the devices run
+//! closed loop (a new session as soon as one of the C slots is free: the
+//! server's most sessions/s); with `--rate R` sessions are due at R per
+//! second whatever the server does (open loop), up to C in flight, and a
+//! session's time counts from when it was due. DevDetail reads are off,
 //! so each session carries exactly the queued Gets. `--synchronous` sets
 //! `database.sqlite_synchronous` of the server (default `full`); the setup
 //! always writes with `normal`, it is not what is measured. Each concurrent
@@ -52,6 +58,9 @@ struct Args {
     database_url: Option<String>,
     pool: Option<u32>,
     synchronous: SqliteSync,
+    /// Open loop: sessions started per second (0: each device starts its
+    /// session as soon as one of the `concurrency` slots is free).
+    rate: f64,
 }
 
 fn args() -> Args {
@@ -62,6 +71,7 @@ fn args() -> Args {
         database_url: None,
         pool: None,
         synchronous: SqliteSync::Full,
+        rate: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +82,7 @@ fn args() -> Args {
             "--gets" => a.gets = value().parse().expect("number"),
             "--database-url" => a.database_url = Some(value()),
             "--pool" => a.pool = Some(value().parse().expect("number")),
+            "--rate" => a.rate = value().parse().expect("sessions per second"),
             "--synchronous" => {
                 a.synchronous = match value().as_str() {
                     "full" => SqliteSync::Full,
@@ -81,7 +92,7 @@ fn args() -> Args {
             }
             other => panic!(
                 "unknown flag {other}; use --sessions N --concurrency C --gets G --database-url URL \
-                 --pool N --synchronous full|normal"
+                 --pool N --synchronous full|normal --rate R"
             ),
         }
     }
@@ -197,12 +208,28 @@ async fn main() {
     let gate = Arc::new(Semaphore::new(a.concurrency));
     let cpu_before = cpu_time();
     let started = Instant::now();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(a.sessions);
     for i in 0..a.sessions {
         let (http, url, gate) = (http.clone(), url.clone(), gate.clone());
+        let (in_flight, most) = (in_flight.clone(), most_in_flight.clone());
+        // Open loop: session i is due at i / rate, and its time counts from
+        // then, waiting for a slot included (no coordinated omission).
+        let due = (a.rate > 0.0).then(|| {
+            tokio::time::Instant::from_std(started) + Duration::from_secs_f64(i as f64 / a.rate)
+        });
         tasks.push(tokio::spawn(async move {
+            if let Some(due) = due {
+                tokio::time::sleep_until(due).await;
+            }
+            let from = due.map(|d| d.into_std()).unwrap_or_else(Instant::now);
             let _permit = gate.acquire_owned().await.unwrap();
-            session(&http, &url, &format!("load-{i:06}"), i).await
+            use std::sync::atomic::Ordering::Relaxed;
+            most.fetch_max(in_flight.fetch_add(1, Relaxed) + 1, Relaxed);
+            let (ok, lat, _) = session(&http, &url, &format!("load-{i:06}"), i).await;
+            in_flight.fetch_sub(1, Relaxed);
+            (ok, lat, from.elapsed())
         }));
     }
     let mut messages = Vec::new();
@@ -230,8 +257,17 @@ async fn main() {
         }
     );
     println!(
-        "sessions      {} ({} failed), {} at a time, {} Gets each",
-        a.sessions, failed, a.concurrency, a.gets
+        "sessions      {} ({} failed), at most {} at a time ({} reached), {} Gets each{}",
+        a.sessions,
+        failed,
+        a.concurrency,
+        most_in_flight.load(std::sync::atomic::Ordering::Relaxed),
+        a.gets,
+        if a.rate > 0.0 {
+            format!(", started at {} per second (open loop)", a.rate)
+        } else {
+            String::new()
+        }
     );
     println!(
         "setup         {:.2?} (provision + enqueue through the store)",
@@ -239,7 +275,12 @@ async fn main() {
     );
     println!("wall time     {elapsed:.2?}");
     println!("sessions/s    {:.0}", a.sessions as f64 / secs);
-    println!("messages/s    {:.0}", messages.len() as f64 / secs);
+    println!(
+        "messages/s    {:.0} round trips, {:.0} DM messages (each round trip is a device \
+         message and the server's)",
+        messages.len() as f64 / secs,
+        2.0 * messages.len() as f64 / secs
+    );
     println!(
         "message       p50 {:.2?}  p99 {:.2?}  max {:.2?}",
         percentile(&messages, 0.5),
