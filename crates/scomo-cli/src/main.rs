@@ -42,12 +42,6 @@ enum Command {
     Wire(wire::WireCommand),
 }
 
-/// mimalloc: the server's threads (tokio workers, the SQLite writer) free
-/// each other's allocations all the time, and glibc's malloc made them wait
-/// on its arena locks.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();

@@ -47,10 +47,6 @@ use scomo_server::store::{
 use scomo_server::{run, AppState, Config, Listener};
 use tokio::sync::Semaphore;
 
-/// The allocator of the `scomo` binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 struct Args {
     sessions: usize,
     concurrency: usize,

@@ -6,18 +6,20 @@
 //! ```text
 //!   message ─▶ engine ─▶ events ─┬─ DevInfo / DevDetail results ─┐
 //!                                ├─ Generic Alerts ──────────────┤ collected in `Writes`
-//!                                ├─ nonces ──────────────────────┤
 //!                                └─ statuses / results ──────────┘
 //!            alerts, or SCOMO work to do? ─▶ write_message (committed before the SCOMO engine reads)
 //!            ready for commands and a batch pending? ─▶ write_message + claim (marked sent) ─▶ queue_command
-//!            poll_transmit ─▶ write_message (what is left, nonces, session end) ─▶ response
+//!            poll_transmit ─▶ write_message (what is left, session end) ─▶ response
 //! ```
+//!
+//! Every write also stores the nonces the coming response issues
+//! ([`ServerSession::nonces_after_response`]) when they changed.
 //!
 //! Everything the device told us is in the store before the response that
 //! acknowledges it leaves, so a crash between two messages loses nothing the
-//! device believes delivered. A message costs one transaction in the common
-//! case (two when it claims batches); on SQLite concurrent sessions share
-//! each commit ([`crate::store::SessionStore::write_message`]).
+//! device believes delivered. A message costs one transaction (a write
+//! before the response leaves nothing for after it); on SQLite concurrent
+//! sessions share each commit ([`crate::store::SessionStore::write_message`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
