@@ -212,7 +212,10 @@ impl<'a> SchemaMatch<'a> {
 
 /// Finds how `path` relates to the schemas: the deepest schema root that
 /// contains it decides.
-pub(crate) fn lookup<'a>(schemas: &'a [CompiledSchema], path: &Uri) -> SchemaMatch<'a> {
+pub(crate) fn lookup<'a>(
+    schemas: &'a [std::sync::Arc<CompiledSchema>],
+    path: &Uri,
+) -> SchemaMatch<'a> {
     let Some(schema) = schemas
         .iter()
         .filter(|s| path.starts_with(&s.root))
@@ -231,16 +234,18 @@ pub(crate) fn lookup<'a>(schemas: &'a [CompiledSchema], path: &Uri) -> SchemaMat
 mod tests {
     use super::*;
 
-    fn schemas() -> Vec<CompiledSchema> {
-        vec![MoSchema::new("./SCOMO")
-            .interior("", AccessType::GET)
-            .interior("Download", AccessType::GET)
-            .interior("Download/<x>", AccessType::DYNAMIC)
-            .leaf("Download/*/PkgID", Format::Chr, AccessType::GET_REPLACE)
-            .leaf("Download/*/Status", Format::Int, AccessType::GET)
-            .leaf("Download/Special/Status", Format::Chr, AccessType::GET)
-            .compile()
-            .unwrap()]
+    fn schemas() -> Vec<std::sync::Arc<CompiledSchema>> {
+        vec![std::sync::Arc::new(
+            MoSchema::new("./SCOMO")
+                .interior("", AccessType::GET)
+                .interior("Download", AccessType::GET)
+                .interior("Download/<x>", AccessType::DYNAMIC)
+                .leaf("Download/*/PkgID", Format::Chr, AccessType::GET_REPLACE)
+                .leaf("Download/*/Status", Format::Int, AccessType::GET)
+                .leaf("Download/Special/Status", Format::Chr, AccessType::GET)
+                .compile()
+                .unwrap(),
+        )]
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The tree itself: storage, the device-side building API (no ACL checks),
 //! and the undo journal that makes Atomic and TNDS all-or-nothing.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::access::AccessType;
@@ -64,7 +66,9 @@ impl Default for TreeConfig {
 pub struct Tree {
     root: Node,
     config: TreeConfig,
-    schemas: Vec<CompiledSchema>,
+    /// Shared between clones: a tree cloned from a template (the fleet
+    /// simulator builds one per session) copies no schema.
+    schemas: Vec<Arc<CompiledSchema>>,
     #[serde(skip)]
     pub(crate) scratch: Scratch,
 }
@@ -73,7 +77,7 @@ pub struct Tree {
 struct TreeRepr {
     root: Node,
     config: TreeConfig,
-    schemas: Vec<CompiledSchema>,
+    schemas: Vec<Arc<CompiledSchema>>,
 }
 
 impl From<TreeRepr> for Tree {
@@ -172,7 +176,7 @@ impl Tree {
     pub fn register_schema(&mut self, schema: MoSchema) -> Result<(), TreeError> {
         let compiled = schema.compile()?;
         self.schemas.retain(|s| s.root != compiled.root);
-        self.schemas.push(compiled);
+        self.schemas.push(Arc::new(compiled));
         Ok(())
     }
 
