@@ -110,7 +110,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Whether `e` is a foreign key violation.
-pub(crate) fn is_foreign_key_violation(e: &StoreError) -> bool {
+fn is_foreign_key_violation(e: &StoreError) -> bool {
     matches!(
         e,
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
