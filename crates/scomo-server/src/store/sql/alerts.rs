@@ -126,10 +126,7 @@ pub(crate) fn insert_alert_lite(
         |r| r.get::<_, i64>(0),
     )
     .map_err(|e| super::lite::unknown_device(e, &alert.device_id))?;
-    id.ok_or_else(|| StoreError::Invalid {
-        field: "alert",
-        reason: "the insert returned no id".into(),
-    })
+    super::lite::returned(id, "alert")
 }
 
 #[async_trait]

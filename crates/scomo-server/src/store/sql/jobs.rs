@@ -61,13 +61,6 @@ fn lock_conflict(holder: i64, lock: &str, device_id: &str) -> StoreError {
     }
 }
 
-fn returned_nothing(what: &'static str) -> StoreError {
-    StoreError::Invalid {
-        field: what,
-        reason: "the insert returned no row".into(),
-    }
-}
-
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: i64,
@@ -259,8 +252,8 @@ impl JobStore for SqlStore {
                         ],
                         JobRow::from_lite,
                     )
-                    .map_err(|e| lite::unknown_device(e, &job.device_id))?
-                    .ok_or_else(|| returned_nothing("job"))?;
+                    .map_err(|e| lite::unknown_device(e, &job.device_id))?;
+                    let row = lite::returned(row, "job")?;
                     for l in &job.locks {
                         lite::exec(c, INSERT_JOB_LOCK, &[&job.device_id, l, &row.id])?;
                     }

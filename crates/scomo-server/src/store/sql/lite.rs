@@ -130,6 +130,15 @@ pub(crate) fn unknown_device(e: StoreError, device_id: &str) -> StoreError {
     }
 }
 
+/// The row an `INSERT … RETURNING` gives; its absence is an error naming
+/// `what`.
+pub(crate) fn returned<T>(row: Option<T>, what: &'static str) -> Result<T> {
+    row.ok_or_else(|| StoreError::Invalid {
+        field: what,
+        reason: "the insert returned no row".into(),
+    })
+}
+
 /// Prepares `sql` (cached) and binds `$n` to `params[n - 1]`.
 pub(crate) fn bind<'c>(
     c: &'c Connection,

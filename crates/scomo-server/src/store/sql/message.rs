@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::alerts::alert_data;
 use super::devices::check_nodes;
-use super::queue::{batch_from_row, to_json, BatchRow, MAX_TAG_LEN};
+use super::queue::{batch_from_row, check_index, to_json, BatchRow, MAX_TAG_LEN};
 use super::sessions::{
     settle_session, unknown_device_on_fk, RULE_COMPLETED, RULE_DROP_PARTIAL, RULE_NEVER_SENT,
     RULE_RESEND, RULE_UNACKNOWLEDGED,
@@ -159,6 +159,16 @@ const FINISH: &str = "UPDATE dm_sessions SET ended_at = $2, last_activity_at = $
 const HOLDING: &str = "SELECT COUNT(*) FROM command_batches WHERE session_ref = $1 \
      AND state IN ('in_flight', 'sent')";
 
+/// An update of the device's row that matched nothing: the device is gone.
+fn device_updated(rows: u64, device_id: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::UnknownDevice {
+            id: device_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn no_session() -> StoreError {
     StoreError::Invalid {
         field: "session",
@@ -200,12 +210,7 @@ fn sort_outcomes<'p>(
         let Some(n) = held.get(&o.batch) else {
             continue;
         };
-        if i64::from(o.index) >= *n {
-            return Err(StoreError::Invalid {
-                field: "command index",
-                reason: format!("{} is not below the batch's {n} commands", o.index),
-            });
-        }
+        check_index(o.index, *n)?;
         rows.push((o, json));
     }
     Ok((held, rows))
@@ -269,11 +274,7 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
             .execute(&mut *c)
             .await?
             .rows_affected();
-        if n == 0 {
-            return Err(StoreError::UnknownDevice {
-                id: w.device_id.clone(),
-            });
-        }
+        device_updated(n, &w.device_id)?;
         let mut qb = sqlx::QueryBuilder::new(NODES_INSERT);
         qb.push_values(&w.nodes, |mut b, (path, value)| {
             b.push_bind(w.device_id.clone())
@@ -295,11 +296,7 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::UnknownDevice {
-                    id: w.device_id.clone(),
-                });
-            }
+            device_updated(n, &w.device_id)?;
         }
     }
 
@@ -427,7 +424,7 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
                 |r| r.get::<_, i64>(0),
             )
             .map_err(|e| lite::unknown_device(e, &s.device_id))?;
-            SessionKey(id.ok_or_else(no_session)?)
+            SessionKey(lite::returned(id, "session")?)
         }
         (None, None) => return Err(no_session()),
     };
@@ -445,11 +442,7 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
                 &w.nodes.get(DEVDETAIL_DEV_TYP),
             ],
         )?;
-        if n == 0 {
-            return Err(StoreError::UnknownDevice {
-                id: w.device_id.clone(),
-            });
-        }
+        device_updated(n, &w.device_id)?;
         for (path, value) in &w.nodes {
             lite::exec(c, NODE_UPSERT, &[&w.device_id, path, value, &now])?;
         }
@@ -458,11 +451,7 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
     if let Some(u) = &w.nonces {
         if u.client.is_some() || u.server.is_some() {
             let n = lite::exec(c, NONCES, &[&w.device_id, &u.client, &u.server, &now])?;
-            if n == 0 {
-                return Err(StoreError::UnknownDevice {
-                    id: w.device_id.clone(),
-                });
-            }
+            device_updated(n, &w.device_id)?;
         }
     }
 

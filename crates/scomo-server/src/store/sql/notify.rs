@@ -98,18 +98,14 @@ impl NotificationStore for SqlStore {
             let device_id = device_id.to_owned();
             return writer
                 .write(move |c| {
-                    lite::first(
+                    let id = lite::first(
                         c,
                         ENQUEUE_SQLITE,
                         &[&device_id, &ts(now), &ts(due_at)],
                         |r| r.get(0),
                     )
-                    .map_err(|e| lite::unknown_device(e, &device_id))?
-                    .map(NotificationId)
-                    .ok_or_else(|| StoreError::Invalid {
-                        field: "notification",
-                        reason: "the insert returned no id".into(),
-                    })
+                    .map_err(|e| lite::unknown_device(e, &device_id))?;
+                    lite::returned(id, "notification").map(NotificationId)
                 })
                 .await;
         }

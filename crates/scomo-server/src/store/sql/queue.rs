@@ -148,11 +148,8 @@ impl CommandQueue for SqlStore {
                         ],
                         |r| r.get::<_, i64>(0),
                     )
-                    .map_err(|e| lite::unknown_device(e, &device_id))?
-                    .ok_or_else(|| StoreError::Invalid {
-                        field: "batch",
-                        reason: "the insert returned no id".into(),
-                    })?;
+                    .map_err(|e| lite::unknown_device(e, &device_id))?;
+                    let id = lite::returned(id, "batch")?;
                     for t in &tags {
                         lite::exec(c, INSERT_CORRELATOR, &[&device_id, t, &id])?;
                     }
@@ -312,12 +309,7 @@ impl CommandQueue for SqlStore {
             let Some(n) = held else {
                 return Err(batch_gone!(&mut *tx, batch, session));
             };
-            if i64::from(index) >= n {
-                return Err(StoreError::Invalid {
-                    field: "command index",
-                    reason: format!("{index} is not below the batch's {n} commands"),
-                });
-            }
+            check_index(index, n)?;
             sqlx::query(
                 "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, recorded_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, cmd_index) DO UPDATE \
@@ -392,12 +384,7 @@ impl CommandQueue for SqlStore {
                 let Some(n) = held.get(&o.batch) else {
                     continue;
                 };
-                if i64::from(o.index) >= *n {
-                    return Err(StoreError::Invalid {
-                        field: "command index",
-                        reason: format!("{} is not below the batch's {n} commands", o.index),
-                    });
-                }
+                check_index(o.index, *n)?;
                 sqlx::query(
                     "INSERT INTO command_outcomes (batch_id, cmd_index, status, results, recorded_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, cmd_index) DO UPDATE \
@@ -657,6 +644,17 @@ impl SqlStore {
         batches.sort_by_key(|b| b.id);
         Ok(batches)
     }
+}
+
+/// Refuses an outcome for command `index` of a batch of `n` commands.
+pub(crate) fn check_index(index: u32, n: i64) -> Result<()> {
+    if i64::from(index) >= n {
+        return Err(StoreError::Invalid {
+            field: "command index",
+            reason: format!("{index} is not below the batch's {n} commands"),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
