@@ -20,6 +20,11 @@ use std::time::Instant;
 
 use scomo_agent::scomo_client::{bench_download, ScomoConfig};
 
+/// The `scomo` binary's allocator (the agent runs in it), so that the peak
+/// RSS measured here is the shipped agent's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     url: String,
     out: PathBuf,

@@ -42,6 +42,13 @@ enum Command {
     Wire(wire::WireCommand),
 }
 
+/// mimalloc: the server's threads (tokio workers, the SQLite writer) free
+/// each other's allocations all the time, and glibc's malloc made them wait
+/// on its arena locks. Version 2 (see the workspace manifest) returns freed
+/// pages to the OS within milliseconds, which the agent's RSS budget needs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();

@@ -47,6 +47,10 @@ use scomo_server::store::{
 use scomo_server::{run, AppState, Config, Listener};
 use tokio::sync::Semaphore;
 
+/// The `scomo` binary's allocator, so that what is measured is what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     sessions: usize,
     concurrency: usize,

@@ -346,13 +346,19 @@ impl Downloader {
                 .map_err(|e| io_failure(&e))?;
             *hashing = Hashing { h, at: start };
         }
-        // The receive loop only collects chunks; hashing and writing happen
-        // on a blocking thread, `IN_FLIGHT` batches behind, so that neither
-        // stalls the socket (issue #4).
+        // The receive loop only copies chunks into a batch buffer; hashing
+        // and writing happen on a blocking thread, `IN_FLIGHT` batches
+        // behind, so that neither stalls the socket (issue #4). The writer
+        // hands each buffer back, so a download of any size allocates a few
+        // of them and nothing per chunk crosses threads: the HTTP client
+        // reuses its read buffer, and the RSS stays small whatever the
+        // allocator does with memory freed on another thread.
         let file = file.into_std().await;
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
+        let (back_tx, mut back) = mpsc::channel(IN_FLIGHT + 2);
         let h = std::mem::take(&mut hashing.h);
-        let writer = tokio::task::spawn_blocking(move || write_batches(file, rx, h, start));
+        let writer =
+            tokio::task::spawn_blocking(move || write_batches(file, rx, back_tx, h, start));
         let mut received = start;
         let mut batch = Batch::default();
         let mut first = true;
@@ -380,27 +386,40 @@ impl Downloader {
                     format!("package is over the {} byte limit", self.max_bytes),
                 ));
             }
-            batch.push(chunk);
+            if batch.buf.len() + chunk.len() > batch.buf.capacity()
+                && !batch.buf.is_empty()
+                && tx.send(batch.next(&mut back)).await.is_err()
+            {
+                break Ok(Attempt::Done);
+            }
+            if batch.buf.capacity() == 0 {
+                batch.buf = back
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES));
+            }
+            batch.buf.extend_from_slice(&chunk);
+            drop(chunk);
             if first {
                 // The first bytes are on disk before the crash point fires.
                 first = false;
                 let (ack, acked) = oneshot::channel();
                 batch.synced = Some(ack);
-                if tx.send(std::mem::take(&mut batch)).await.is_err() || acked.await.is_err() {
+                if tx.send(batch.next(&mut back)).await.is_err() || acked.await.is_err() {
                     // The writer failed: its error comes out below.
                     break Ok(Attempt::Done);
                 }
                 if let Err(h) = (p.checkpoint)("download-chunk") {
                     break Err(h.into());
                 }
-            } else if batch.len >= BATCH_BYTES && tx.send(std::mem::take(&mut batch)).await.is_err()
+            } else if batch.buf.len() >= BATCH_BYTES
+                && tx.send(batch.next(&mut back)).await.is_err()
             {
                 break Ok(Attempt::Done);
             }
         };
         // What was received is kept (a retry resumes after it), except past
         // a failure or a crash point.
-        if matches!(end, Ok(_) | Err(DlError::Stopped)) && batch.len > 0 {
+        if matches!(end, Ok(_) | Err(DlError::Stopped)) && !batch.buf.is_empty() {
             let _ = tx.send(batch).await;
         }
         drop(tx);
@@ -478,28 +497,23 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches queued for the writer; the receive loop waits when it is ahead.
 const IN_FLIGHT: usize = 2;
 
-/// Chunks as received (not copied), for the writer.
-struct Batch<C> {
-    chunks: Vec<C>,
-    len: usize,
+/// Received bytes for the writer, in a buffer it hands back once written.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
     /// Answered once the batch is written and `fdatasync`ed.
     synced: Option<oneshot::Sender<()>>,
 }
 
-impl<C> Default for Batch<C> {
-    fn default() -> Self {
+impl Batch {
+    /// This batch, to send; `self` continues with a buffer the writer gave
+    /// back (or none yet: one is taken or made when the next chunk comes).
+    fn next(&mut self, back: &mut mpsc::Receiver<Vec<u8>>) -> Batch {
+        let buf = back.try_recv().unwrap_or_default();
         Batch {
-            chunks: Vec::new(),
-            len: 0,
-            synced: None,
+            buf: std::mem::replace(&mut self.buf, buf),
+            synced: self.synced.take(),
         }
-    }
-}
-
-impl<C: AsRef<[u8]>> Batch<C> {
-    fn push(&mut self, chunk: C) {
-        self.len += chunk.as_ref().len();
-        self.chunks.push(chunk);
     }
 }
 
@@ -513,9 +527,10 @@ struct Written {
 /// The writer (a blocking thread): appends and hashes every batch, keeps the
 /// page cache in check, and `fsync`s at the end. Stops at the first error,
 /// which it returns once the channel closes or right away.
-fn write_batches<C: AsRef<[u8]>>(
+fn write_batches(
     mut file: std::fs::File,
-    mut rx: mpsc::Receiver<Batch<C>>,
+    mut rx: mpsc::Receiver<Batch>,
+    back: mpsc::Sender<Vec<u8>>,
     mut hash: Sha256,
     start: u64,
 ) -> Written {
@@ -524,13 +539,13 @@ fn write_batches<C: AsRef<[u8]>>(
     // [.., dropped) (see `WRITEBACK_WINDOW`).
     let (mut dropped, mut kicked) = (start, start);
     let mut run = || -> std::io::Result<()> {
-        while let Some(batch) = rx.blocking_recv() {
-            for chunk in &batch.chunks {
-                let chunk = chunk.as_ref();
-                file.write_all(chunk)?;
-                hash.update(chunk);
-                written += chunk.len() as u64;
-            }
+        while let Some(mut batch) = rx.blocking_recv() {
+            file.write_all(&batch.buf)?;
+            hash.update(&batch.buf);
+            written += batch.buf.len() as u64;
+            batch.buf.clear();
+            // Full (the loop has spares) or closed: the buffer is freed.
+            let _ = back.try_send(batch.buf);
             if written.saturating_sub(kicked) >= WRITEBACK_WINDOW {
                 // Start the writeback of the last window now, so the final
                 // fsync has little left, and let the window before it

@@ -402,7 +402,8 @@ impl DeviceStore for SqlStore {
                 sqlx::query(
                     "INSERT INTO device_nodes (device_id, path, value, updated_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, path) \
-                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at \
+                     WHERE device_nodes.value IS DISTINCT FROM excluded.value",
                 )
                 .bind(id)
                 .bind(path)

@@ -92,15 +92,24 @@ impl Prepared {
 
 const START_SESSION: &str = "INSERT INTO dm_sessions (device_id, session_id, node_id, initiation, \
      started_at, last_activity_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+// The device reported its DevInfo: seen now, and the message's nonces (if
+// any) in the same statement, one update of the row instead of two.
 const DEVICE_SEEN: &str = "UPDATE devices SET last_seen_at = $2, \
      first_seen_at = COALESCE(first_seen_at, $2), updated_at = $2, man = COALESCE($3, man), \
-     model = COALESCE($4, model), dev_typ = COALESCE($5, dev_typ) WHERE id = $1";
+     model = COALESCE($4, model), dev_typ = COALESCE($5, dev_typ), \
+     client_nonce = COALESCE($6, client_nonce), server_nonce = COALESCE($7, server_nonce) \
+     WHERE id = $1";
 const NODES_INSERT: &str = "INSERT INTO device_nodes (device_id, path, value, updated_at) ";
+// A node's `updated_at` is when its value last changed: a device reports
+// the same DevInfo every session, and rewriting an unchanged row would dirty
+// its pages (and the WAL) for nothing.
 const NODES_CONFLICT: &str = " ON CONFLICT (device_id, path) \
-     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at \
+     WHERE device_nodes.value IS DISTINCT FROM excluded.value";
 const NODE_UPSERT: &str = "INSERT INTO device_nodes (device_id, path, value, updated_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, path) \
-     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at \
+     WHERE device_nodes.value IS DISTINCT FROM excluded.value";
 const NONCES: &str = "UPDATE devices SET client_nonce = COALESCE($2, client_nonce), \
      server_nonce = COALESCE($3, server_nonce), updated_at = $4 WHERE id = $1";
 const CANCEL_NOTIFICATIONS: &str = "UPDATE notifications SET state = 'cancelled', closed_at = $2 \
@@ -264,6 +273,10 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
     };
     report.session = Some(session);
 
+    let nonces = w
+        .nonces
+        .as_ref()
+        .filter(|u| u.client.is_some() || u.server.is_some());
     if !w.nodes.is_empty() {
         let n = sqlx::query(DEVICE_SEEN)
             .bind(&w.device_id)
@@ -271,6 +284,8 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
             .bind(w.nodes.get(DEVINFO_MAN))
             .bind(w.nodes.get(DEVINFO_MOD))
             .bind(w.nodes.get(DEVDETAIL_DEV_TYP))
+            .bind(nonces.and_then(|u| u.client.as_deref()))
+            .bind(nonces.and_then(|u| u.server.as_deref()))
             .execute(&mut *c)
             .await?
             .rows_affected();
@@ -286,18 +301,16 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
         qb.build().execute(&mut *c).await?;
     }
 
-    if let Some(u) = &w.nonces {
-        if u.client.is_some() || u.server.is_some() {
-            let n = sqlx::query(NONCES)
-                .bind(&w.device_id)
-                .bind(u.client.as_deref())
-                .bind(u.server.as_deref())
-                .bind(now)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            device_updated(n, &w.device_id)?;
-        }
+    if let (Some(u), true) = (nonces, w.nodes.is_empty()) {
+        let n = sqlx::query(NONCES)
+            .bind(&w.device_id)
+            .bind(u.client.as_deref())
+            .bind(u.server.as_deref())
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        device_updated(n, &w.device_id)?;
     }
 
     if w.cancel_notifications {
@@ -430,6 +443,14 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
     };
     report.session = Some(session);
 
+    let nonces = w
+        .nonces
+        .as_ref()
+        .filter(|u| u.client.is_some() || u.server.is_some());
+    let (client_nonce, server_nonce) = match nonces {
+        Some(u) => (u.client.as_deref(), u.server.as_deref()),
+        None => (None, None),
+    };
     if !w.nodes.is_empty() {
         let n = lite::exec(
             c,
@@ -440,19 +461,21 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
                 &w.nodes.get(DEVINFO_MAN),
                 &w.nodes.get(DEVINFO_MOD),
                 &w.nodes.get(DEVDETAIL_DEV_TYP),
+                &client_nonce,
+                &server_nonce,
             ],
         )?;
         device_updated(n, &w.device_id)?;
         for (path, value) in &w.nodes {
             lite::exec(c, NODE_UPSERT, &[&w.device_id, path, value, &now])?;
         }
-    }
-
-    if let Some(u) = &w.nonces {
-        if u.client.is_some() || u.server.is_some() {
-            let n = lite::exec(c, NONCES, &[&w.device_id, &u.client, &u.server, &now])?;
-            device_updated(n, &w.device_id)?;
-        }
+    } else if nonces.is_some() {
+        let n = lite::exec(
+            c,
+            NONCES,
+            &[&w.device_id, &client_nonce, &server_nonce, &now],
+        )?;
+        device_updated(n, &w.device_id)?;
     }
 
     if w.cancel_notifications {
