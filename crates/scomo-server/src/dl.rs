@@ -433,7 +433,7 @@ async fn notify(
         .store()
         .record_install_notify(&t.token, status.0, Timestamp::now())
         .await?;
-    tracing::info!(pkg_id = %t.pkg_id, job = ?t.job_id, status = %status, "install notify");
+    tracing::debug!(pkg_id = %t.pkg_id, job = ?t.job_id, status = %status, "install notify");
     Ok((StatusCode::OK, "").into_response())
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use omadm::package0::{Initiator, Notification};
 use tokio::net::UdpSocket;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::dm::session::server_auth;
 use crate::state::AppState;
@@ -131,7 +131,7 @@ async fn send_to_device(
         .increment(1);
     match &result {
         Ok(()) => {
-            info!(device = %device.id, session = format!("{session_id:X}"), %addr, "package 0 sent")
+            debug!(device = %device.id, session = format!("{session_id:X}"), %addr, "package 0 sent")
         }
         Err(e) => warn!(device = %device.id, %addr, "package 0 not delivered: {e}"),
     }

@@ -185,7 +185,7 @@ pub async fn create_job(
         deadline_at: Some(scheduled.unwrap_or(now) + timeout),
     };
     let job = store.create_job(&new, now).await?;
-    info!(job = %job.id, device = %job.device_id, op = %job.op, "job created");
+    debug!(job = %job.id, device = %job.device_id, op = %job.op, "job created");
     publish(state, &job, Some(format!("created by {origin}")));
     if scheduled.is_some() {
         return Ok(job);
@@ -242,7 +242,13 @@ async fn update(
     let updated = state.store().update_job(job.id, job.rev, &upd, now).await?;
     match &updated {
         Some(j) => {
-            info!(job = %j.id, state = %j.state, event = ?event, "job moved");
+            // Only a job that did not succeed is info: its events keep
+            // every step, and a campaign moves thousands a second.
+            if j.state.is_terminal() && j.state != JobState::Succeeded {
+                info!(job = %j.id, device = %j.device_id, state = %j.state, event = ?event, "job ended");
+            } else {
+                debug!(job = %j.id, state = %j.state, event = ?event, "job moved");
+            }
             metrics::counter!(crate::metrics::JOBS_MOVED, "state" => j.state.as_str()).increment(1);
             publish(state, j, event);
         }
