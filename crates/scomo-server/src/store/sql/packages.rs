@@ -63,6 +63,24 @@ struct TokenRow {
     notify_at: Option<i64>,
 }
 
+impl TokenRow {
+    /// The row of a `token_columns!()` select on the SQLite read path.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+        Ok(TokenRow {
+            token: r.get(0)?,
+            pkg_id: r.get(1)?,
+            job_id: r.get(2)?,
+            expires_at: r.get(3)?,
+            created_at: r.get(4)?,
+            bytes_served: r.get(5)?,
+            downloads_completed: r.get(6)?,
+            last_error: r.get(7)?,
+            notify_status: r.get(8)?,
+            notify_at: r.get(9)?,
+        })
+    }
+}
+
 #[async_trait]
 impl PackageStore for SqlStore {
     async fn insert_package(&self, p: &Package) -> Result<()> {
@@ -243,15 +261,23 @@ impl PackageStore for SqlStore {
     }
 
     async fn download_token(&self, token: &str) -> Result<Option<DownloadToken>> {
+        const TOKEN: &str = concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM download_tokens WHERE token = $1"
+        );
+        // Every package download looks its token up: in place on SQLite.
+        if let Some(lite) = &self.lite {
+            return lite
+                .read(|c| super::lite::first(c, TOKEN, &[&token], TokenRow::from_lite))?
+                .map(token_from_row)
+                .transpose();
+        }
         let row: Option<TokenRow> = with_pool!(self, |pool, _pg| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                token_columns!(),
-                " FROM download_tokens WHERE token = $1"
-            ))
-            .bind(token)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(TOKEN)
+                .bind(token)
+                .fetch_optional(pool)
+                .await?
         });
         row.map(token_from_row).transpose()
     }
