@@ -27,7 +27,7 @@ use axum::Router;
 use bytes::BytesMut;
 use futures_util::Stream;
 use scomo::dlota::{DownloadDescriptor, InstallStatus, DD_CONTENT_TYPE};
-use tokio::io::AsyncSeekExt as _;
+use std::io::Seek as _;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -142,14 +142,21 @@ async fn download(
 ) -> Result<Response, AppError> {
     let (t, p) = lookup(&state, &token).await?;
     let path = state.config().data_dir.join(&p.file);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
+    // Opened and measured in one trip to the blocking pool.
+    let opened = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path)?;
+        let size = f.metadata()?.len();
+        Ok::<_, std::io::Error>((f, size))
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let (mut file, size) = match opened {
+        Ok(v) => v,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(AppError::NotFound("the package file is gone".into()))
         }
         Err(e) => return Err(AppError::internal(e)),
     };
-    let size = file.metadata().await.map_err(AppError::internal)?.len();
     let etag = format!("\"{}\"", p.sha256);
     let etag_value = HeaderValue::from_str(&etag).map_err(AppError::internal)?;
     let content_type = HeaderValue::from_str(&p.pkg_type)
@@ -205,12 +212,12 @@ async fn download(
         return builder.body(Body::empty()).map_err(AppError::internal);
     }
     if start > 0 {
+        // A seek on a regular file does no I/O.
         file.seek(SeekFrom::Start(start))
-            .await
             .map_err(AppError::internal)?;
     }
     let body = Transfer::new(
-        file.into_std().await,
+        file,
         len,
         Recorder {
             state: state.clone(),
