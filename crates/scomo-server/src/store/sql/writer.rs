@@ -59,6 +59,12 @@ enum Msg {
     Stop,
 }
 
+/// The writer's page cache (KiB; SQLite's default is 2 MiB): every write
+/// of a session or job walks the same few tables and indexes, and a page
+/// missing from the cache is a `pread` on the writer thread, the one
+/// thread every write waits for.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -32768";
+
 /// The handle callers submit jobs through.
 #[derive(Debug)]
 pub(crate) struct GroupWriter {
@@ -70,6 +76,7 @@ impl GroupWriter {
     /// transaction takes its turn at `gate` (see [`super::GatePool`]).
     pub(crate) fn spawn(options: &LiteOptions, gate: Arc<Mutex<()>>) -> Result<GroupWriter> {
         let conn = options.open()?;
+        conn.execute_batch(WRITER_CACHE)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("scomo-sqlite-writer".into())
