@@ -63,6 +63,25 @@ struct TokenRow {
     notify_at: Option<i64>,
 }
 
+impl PackageRow {
+    /// The row of a `package_columns!()` select on the SQLite read path.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<PackageRow> {
+        Ok(PackageRow {
+            pkg_id: r.get(0)?,
+            name: r.get(1)?,
+            version: r.get(2)?,
+            env_type: r.get(3)?,
+            pkg_type: r.get(4)?,
+            size: r.get(5)?,
+            sha256: r.get(6)?,
+            signature: r.get(7)?,
+            components: r.get(8)?,
+            file: r.get(9)?,
+            created_at: r.get(10)?,
+        })
+    }
+}
+
 impl TokenRow {
     /// The row of a `token_columns!()` select on the SQLite read path.
     fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
@@ -132,23 +151,7 @@ impl PackageStore for SqlStore {
         );
         if let Some(lite) = &self.lite {
             return lite
-                .read(|c| {
-                    super::lite::first(c, PACKAGE, &[&pkg_id], |r| {
-                        Ok(PackageRow {
-                            pkg_id: r.get(0)?,
-                            name: r.get(1)?,
-                            version: r.get(2)?,
-                            env_type: r.get(3)?,
-                            pkg_type: r.get(4)?,
-                            size: r.get(5)?,
-                            sha256: r.get(6)?,
-                            signature: r.get(7)?,
-                            components: r.get(8)?,
-                            file: r.get(9)?,
-                            created_at: r.get(10)?,
-                        })
-                    })
-                })?
+                .read(|c| super::lite::first(c, PACKAGE, &[&pkg_id], PackageRow::from_lite))?
                 .map(package_from_row)
                 .transpose();
         }
