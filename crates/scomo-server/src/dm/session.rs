@@ -39,9 +39,9 @@ use crate::error::AppError;
 use crate::random::OsRandom;
 use crate::state::AppState;
 use crate::store::{
-    command_count, AuthType, BatchId, Device, MessageOutcome, MessageReport, MessageWrite,
-    NewAlert, NewSession, NonceUpdate, SessionEnd, SessionKey, SessionOutcome, StoreError,
-    StoredAlert, Timestamp,
+    AuthType, Batch, BatchId, BatchState, CommandOutcome, Device, MessageOutcome, MessageReport,
+    MessageWrite, NewAlert, NewSession, NonceUpdate, SessionEnd, SessionKey, SessionOutcome,
+    StoreError, StoredAlert, Timestamp,
 };
 
 /// The `./DevDetail` leaves read in every session (`OMA-TS-DM_StdObj-V1_2`
@@ -70,11 +70,41 @@ enum Sent {
 
 /// A claimed batch and which of its top-level commands were answered.
 struct BatchProgress {
-    /// Whether the SCOMO engine owns it (it handles its completion).
-    scomo: bool,
-    commands: Vec<Command>,
+    /// The batch as claimed, kept when the SCOMO engine owns it: the
+    /// outcomes this session records are added to it, and once it completes
+    /// the engine takes it from here instead of reading it back.
+    scomo: Option<Batch>,
+    /// The nesting of its commands, to map a status to its store index
+    /// (the commands themselves went to the engine).
+    shape: Vec<Shape>,
     answered: BTreeSet<usize>,
     done: bool,
+}
+
+/// A command's nesting: the children of an Atomic or Sequence (none for
+/// any other command).
+#[derive(Debug, Default)]
+struct Shape(Vec<Shape>);
+
+impl Shape {
+    fn of(commands: &[Command]) -> Vec<Shape> {
+        commands
+            .iter()
+            .map(|c| match c {
+                Command::Atomic(k) | Command::Sequence(k) => Shape(Shape::of(&k.commands)),
+                _ => Shape::default(),
+            })
+            .collect()
+    }
+
+    /// Commands at and under each of `shapes`, as
+    /// [`command_count`](crate::store::command_count) counts them.
+    fn count(shapes: &[Shape]) -> u32 {
+        shapes
+            .iter()
+            .map(|s| 1u32.saturating_add(Shape::count(&s.0)))
+            .fold(0u32, u32::saturating_add)
+    }
 }
 
 /// Store writes collected while draining events, applied before replying.
@@ -118,8 +148,9 @@ pub(crate) struct LiveSession {
     ended: Option<ServerOutcome>,
     /// Whether the SCOMO session-start work (inventory, catalog) was done.
     scomo_ready: bool,
-    /// Batches completed by this message, for the SCOMO engine.
-    completed: Vec<BatchId>,
+    /// SCOMO batches completed by this message, with their outcomes, for
+    /// the SCOMO engine.
+    completed: Vec<Batch>,
     /// Alerts stored from this message, for the SCOMO engine.
     new_alerts: Vec<StoredAlert>,
     /// Set once the store row is closed (ended, swept, or failed): the
@@ -362,7 +393,7 @@ impl LiveSession {
     fn to_complete(&self) -> Vec<BatchId> {
         self.batches
             .iter()
-            .filter(|(_, p)| !p.done && p.answered.len() == p.commands.len())
+            .filter(|(_, p)| !p.done && p.answered.len() == p.shape.len())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -376,13 +407,13 @@ impl LiveSession {
     fn completes_any(&self) -> bool {
         self.batches
             .values()
-            .any(|p| !p.done && p.answered.len() == p.commands.len())
+            .any(|p| !p.done && p.answered.len() == p.shape.len())
     }
 
     fn completes_scomo_batch(&self) -> bool {
         self.batches
             .values()
-            .any(|p| p.scomo && !p.done && p.answered.len() == p.commands.len())
+            .any(|p| p.scomo.is_some() && !p.done && p.answered.len() == p.shape.len())
     }
 
     fn drain(&mut self, w: &mut Writes) {
@@ -436,7 +467,7 @@ impl LiveSession {
         let Some(progress) = self.batches.get_mut(&batch) else {
             return;
         };
-        let Some(index) = preorder_index(&progress.commands, top, path) else {
+        let Some(index) = preorder_index(&progress.shape, top, path) else {
             warn!(%batch, top, ?path, "status for a command the batch does not have");
             return;
         };
@@ -468,7 +499,7 @@ impl LiveSession {
                 let Some(progress) = self.batches.get(&batch) else {
                     return;
                 };
-                if let Some(index) = preorder_index(&progress.commands, top, path) {
+                if let Some(index) = preorder_index(&progress.shape, top, path) {
                     w.outcomes
                         .entry((batch, index))
                         .or_default()
@@ -562,24 +593,27 @@ impl LiveSession {
         for batch in report.claimed {
             metrics::counter!(crate::metrics::BATCHES_CLAIMED).increment(1);
             debug!(batch = %batch.id, owner = %batch.owner, commands = batch.command_count, "sending batch");
-            let scomo = crate::scomo::owns(&batch.owner);
-            if !batch.commands.is_empty() {
-                let mut commands = batch.commands.clone();
-                crate::scomo::resolve_package_refs(state, &mut commands).await;
-                for (top, cmd) in commands.into_iter().enumerate() {
-                    let id = self.alloc(Sent::Batch {
-                        batch: batch.id,
-                        top,
-                    });
-                    self.engine.queue_command(id, prepare(cmd));
-                }
+            let shape = Shape::of(&batch.commands);
+            let id = batch.id;
+            // The SCOMO engine reads the commands again once the batch
+            // completes: it keeps the batch and the engine gets a copy.
+            let (scomo, mut commands) = if crate::scomo::owns(&batch.owner) {
+                let commands = batch.commands.clone();
+                (Some(batch), commands)
+            } else {
+                (None, batch.commands)
+            };
+            crate::scomo::resolve_package_refs(state, &mut commands).await;
+            for (top, cmd) in commands.into_iter().enumerate() {
+                let sent = self.alloc(Sent::Batch { batch: id, top });
+                self.engine.queue_command(sent, prepare(cmd));
             }
             // A batch without commands completes with the next write.
             self.batches.insert(
-                batch.id,
+                id,
                 BatchProgress {
                     scomo,
-                    commands: batch.commands,
+                    shape,
                     answered: BTreeSet::new(),
                     done: false,
                 },
@@ -618,6 +652,26 @@ impl LiveSession {
                 .then(|| next_nonces.server_nonce.as_bytes().to_vec()),
         });
         let (ats, alerts): (Vec<CmdRef>, Vec<NewAlert>) = w.alerts.into_iter().unzip();
+        let outcomes: Vec<MessageOutcome> = w
+            .outcomes
+            .into_iter()
+            .map(|((batch, index), (status, results))| MessageOutcome {
+                batch,
+                index,
+                status: status.unwrap_or(StatusCode::OK),
+                results,
+            })
+            .collect();
+        // The SCOMO engine's batches keep their outcomes here too.
+        let scomo_outcomes: Vec<MessageOutcome> = outcomes
+            .iter()
+            .filter(|o| {
+                self.batches
+                    .get(&o.batch)
+                    .is_some_and(|p| p.scomo.is_some())
+            })
+            .cloned()
+            .collect();
         let write = MessageWrite {
             device_id: self.device_id.clone(),
             session: self.key,
@@ -630,16 +684,7 @@ impl LiveSession {
             nonces,
             cancel_notifications: w.cancel_notifications,
             alerts,
-            outcomes: w
-                .outcomes
-                .into_iter()
-                .map(|((batch, index), (status, results))| MessageOutcome {
-                    batch,
-                    index,
-                    status: status.unwrap_or(StatusCode::OK),
-                    results,
-                })
-                .collect(),
+            outcomes,
             complete: complete.clone(),
             claim,
             touch,
@@ -690,6 +735,21 @@ impl LiveSession {
                 processed_at: None,
             });
         }
+        for o in scomo_outcomes {
+            if let Some(b) = self
+                .batches
+                .get_mut(&o.batch)
+                .and_then(|p| p.scomo.as_mut())
+            {
+                b.outcomes.retain(|r| r.index != o.index);
+                b.outcomes.push(CommandOutcome {
+                    index: o.index,
+                    status: o.status,
+                    results: o.results,
+                    recorded_at: now,
+                });
+            }
+        }
         for id in &complete {
             if let Some(p) = self.batches.get_mut(id) {
                 p.done = true;
@@ -705,8 +765,12 @@ impl LiveSession {
             debug!(batch = %id, "batch completed");
             metrics::counter!(crate::metrics::BATCHES_COMPLETED).increment(1);
             // Only the SCOMO engine's batches need it; others' owners poll.
-            if self.batches.get(id).is_some_and(|p| p.scomo) {
-                self.completed.push(*id);
+            if let Some(mut b) = self.batches.get_mut(id).and_then(|p| p.scomo.take()) {
+                b.outcomes.sort_by_key(|o| o.index);
+                b.state = BatchState::Completed;
+                b.sent_at = b.sent_at.or(Some(now));
+                b.finished_at = Some(now);
+                self.completed.push(b);
             }
         }
         Ok(report)
@@ -948,19 +1012,20 @@ fn prepare(cmd: Command) -> Command {
     }
 }
 
-/// The store's index (depth-first pre-order, see [`command_count`]) of the
+/// The store's index (depth-first pre-order, see
+/// [`command_count`](crate::store::command_count)) of the
 /// command at `path` inside top-level command `top`.
-fn preorder_index(commands: &[Command], top: usize, path: &[usize]) -> Option<u32> {
-    let mut index = command_count(commands.get(..top)?);
-    let mut cmd = commands.get(top)?;
+fn preorder_index(shapes: &[Shape], top: usize, path: &[usize]) -> Option<u32> {
+    let mut index = Shape::count(shapes.get(..top)?);
+    let mut cmd = shapes.get(top)?;
     for &j in path {
-        let children = match cmd {
-            Command::Atomic(k) | Command::Sequence(k) => &k.commands,
-            _ => return None,
-        };
+        let children = &cmd.0;
+        if children.is_empty() {
+            return None;
+        }
         index = index
             .saturating_add(1)
-            .saturating_add(command_count(children.get(..j)?));
+            .saturating_add(Shape::count(children.get(..j)?));
         cmd = children.get(j)?;
     }
     Some(index)
@@ -992,15 +1057,17 @@ mod tests {
             ]),
             get("d"),
         ];
-        assert_eq!(command_count(&cmds), 7);
-        assert_eq!(preorder_index(&cmds, 0, &[]), Some(0));
-        assert_eq!(preorder_index(&cmds, 1, &[]), Some(1));
-        assert_eq!(preorder_index(&cmds, 1, &[0]), Some(2));
-        assert_eq!(preorder_index(&cmds, 1, &[1]), Some(3));
-        assert_eq!(preorder_index(&cmds, 1, &[1, 1]), Some(5));
-        assert_eq!(preorder_index(&cmds, 2, &[]), Some(6));
-        assert_eq!(preorder_index(&cmds, 3, &[]), None);
-        assert_eq!(preorder_index(&cmds, 0, &[0]), None);
+        assert_eq!(crate::store::command_count(&cmds), 7);
+        let shape = Shape::of(&cmds);
+        assert_eq!(Shape::count(&shape), 7);
+        assert_eq!(preorder_index(&shape, 0, &[]), Some(0));
+        assert_eq!(preorder_index(&shape, 1, &[]), Some(1));
+        assert_eq!(preorder_index(&shape, 1, &[0]), Some(2));
+        assert_eq!(preorder_index(&shape, 1, &[1]), Some(3));
+        assert_eq!(preorder_index(&shape, 1, &[1, 1]), Some(5));
+        assert_eq!(preorder_index(&shape, 2, &[]), Some(6));
+        assert_eq!(preorder_index(&shape, 3, &[]), None);
+        assert_eq!(preorder_index(&shape, 0, &[0]), None);
     }
 
     #[test]

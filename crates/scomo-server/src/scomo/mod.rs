@@ -188,24 +188,17 @@ pub(crate) fn owns(owner: &str) -> bool {
     owner.starts_with("job:") || inventory::parse_owner(owner).is_some()
 }
 
-/// Handles what a session just completed and received, then acknowledges it
-/// so the workers do not handle it again. Errors are logged: the worker
-/// retries what was not acknowledged.
-pub(crate) async fn after_message(state: &AppState, batches: &[BatchId], alerts: &[StoredAlert]) {
+/// Handles what a session just completed (its own batches, with the
+/// outcomes it recorded: no need to read them back) and received, then
+/// acknowledges it so the workers do not handle it again. Errors are
+/// logged: the worker retries what was not acknowledged.
+pub(crate) async fn after_message(state: &AppState, batches: &[Batch], alerts: &[StoredAlert]) {
     let store = state.store();
     let mut done = Vec::new();
-    for id in batches {
-        let batch = match store.batch(*id).await {
-            Ok(Some(b)) if owns(&b.owner) => b,
-            Ok(_) => continue,
-            Err(e) => {
-                warn!(batch = %id, error = %crate::error::ErrorChain(&e), "cannot read a finished batch");
-                continue;
-            }
-        };
-        match on_batch_finished(state, &batch).await {
-            Ok(()) => done.push(*id),
-            Err(e) => warn!(batch = %id, "handling a finished batch failed: {e}"),
+    for batch in batches.iter().filter(|b| owns(&b.owner)) {
+        match on_batch_finished(state, batch).await {
+            Ok(()) => done.push(batch.id),
+            Err(e) => warn!(batch = %batch.id, "handling a finished batch failed: {e}"),
         }
     }
     if !done.is_empty() {

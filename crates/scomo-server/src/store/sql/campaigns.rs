@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
 use super::devices::push_filter;
+use super::lite;
 use super::{begin_write, check_len, opt_ts, page_limit, ts, with_pool, SqlStore};
 use crate::store::campaigns_model::{
     CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, FinishedMemberJob, MemberOutcome,
@@ -34,6 +35,26 @@ macro_rules! member_cols {
     };
 }
 
+const CLAIM_CAMPAIGNS: &str = concat!(
+    "UPDATE campaigns SET owner = $1, lease_until = $2 WHERE finished_at IS NULL \
+     AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $3) RETURNING ",
+    campaign_cols!()
+);
+const SAVE_CAMPAIGN: &str = "UPDATE campaigns SET state = $3, reason = $4, current_stage = $5, \
+     epoch = $6, status = $7, updated_at = $8, \
+     finished_at = CASE WHEN $9 = 1 THEN $8 ELSE NULL END, \
+     owner = CASE WHEN $9 = 1 THEN NULL ELSE owner END, \
+     lease_until = CASE WHEN $9 = 1 THEN NULL ELSE lease_until END \
+     WHERE id = $1 AND owner = $2 AND finished_at IS NULL";
+const START_MEMBER: &str =
+    "UPDATE campaign_devices SET stage = $3, job_id = NULL, started_at = $4 \
+     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL";
+const SET_MEMBER_JOB: &str =
+    "UPDATE campaign_devices SET job_id = $3 WHERE campaign_id = $1 AND device_id = $2";
+const FINISH_MEMBER: &str = "UPDATE campaign_devices SET outcome = $3, result_code = $4, \
+     class = $5, epoch = $6, finished_at = $7 \
+     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL";
+
 #[derive(sqlx::FromRow)]
 struct CampaignRow {
     id: i64,
@@ -50,6 +71,28 @@ struct CampaignRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+}
+
+impl CampaignRow {
+    /// The row of a rusqlite query selecting `campaign_cols!()`.
+    fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+        Ok(CampaignRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            definition: r.get(2)?,
+            state: r.get(3)?,
+            reason: r.get(4)?,
+            current_stage: r.get(5)?,
+            epoch: r.get(6)?,
+            status: r.get(7)?,
+            command: r.get(8)?,
+            owner: r.get(9)?,
+            lease_until: r.get(10)?,
+            created_at: r.get(11)?,
+            updated_at: r.get(12)?,
+            finished_at: r.get(13)?,
+        })
+    }
 }
 
 impl From<CampaignRow> for CampaignRecord {
@@ -235,17 +278,26 @@ impl CampaignStore for SqlStore {
             if live.is_none() {
                 return Ok(Vec::new());
             }
-            sqlx::query_as(concat!(
-                "UPDATE campaigns SET owner = $1, lease_until = $2 WHERE finished_at IS NULL \
-                 AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $3) \
-                 RETURNING ",
-                campaign_cols!()
-            ))
-            .bind(owner)
-            .bind(ts(until))
-            .bind(ts(now))
-            .fetch_all(pool)
-            .await?
+            if let Some(writer) = &self.writer {
+                let owner = owner.to_owned();
+                writer
+                    .write(move |c| {
+                        lite::all(
+                            c,
+                            CLAIM_CAMPAIGNS,
+                            &[&owner, &ts(until), &ts(now)],
+                            CampaignRow::from_lite,
+                        )
+                    })
+                    .await?
+            } else {
+                sqlx::query_as(CLAIM_CAMPAIGNS)
+                    .bind(owner)
+                    .bind(ts(until))
+                    .bind(ts(now))
+                    .fetch_all(pool)
+                    .await?
+            }
         });
         let mut out: Vec<CampaignRecord> = rows.into_iter().map(Into::into).collect();
         out.sort_by_key(|c| c.id);
@@ -260,27 +312,46 @@ impl CampaignStore for SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         check_json("campaign status", &u.status)?;
+        // On SQLite the campaign's writes go through the group writer, so
+        // that its page cache stays valid (another connection's commit
+        // would empty it).
+        if let Some(writer) = &self.writer {
+            let (owner, u) = (owner.to_owned(), u.clone());
+            let n = writer
+                .write(move |c| {
+                    lite::exec(
+                        c,
+                        SAVE_CAMPAIGN,
+                        &[
+                            &id.0,
+                            &owner,
+                            &u.state,
+                            &u.reason,
+                            &u.current_stage.map(i64::from),
+                            &u.epoch,
+                            &u.status,
+                            &ts(now),
+                            &i64::from(u.finished),
+                        ],
+                    )
+                })
+                .await?;
+            return Ok(n > 0);
+        }
         let n = with_pool!(self, |pool, _pg| {
-            sqlx::query(
-                "UPDATE campaigns SET state = $3, reason = $4, current_stage = $5, epoch = $6, \
-                 status = $7, updated_at = $8, \
-                 finished_at = CASE WHEN $9 = 1 THEN $8 ELSE NULL END, \
-                 owner = CASE WHEN $9 = 1 THEN NULL ELSE owner END, \
-                 lease_until = CASE WHEN $9 = 1 THEN NULL ELSE lease_until END \
-                 WHERE id = $1 AND owner = $2 AND finished_at IS NULL",
-            )
-            .bind(id.0)
-            .bind(owner)
-            .bind(&u.state)
-            .bind(&u.reason)
-            .bind(u.current_stage.map(i64::from))
-            .bind(u.epoch)
-            .bind(&u.status)
-            .bind(ts(now))
-            .bind(i64::from(u.finished))
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(SAVE_CAMPAIGN)
+                .bind(id.0)
+                .bind(owner)
+                .bind(&u.state)
+                .bind(&u.reason)
+                .bind(u.current_stage.map(i64::from))
+                .bind(u.epoch)
+                .bind(&u.status)
+                .bind(ts(now))
+                .bind(i64::from(u.finished))
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(n > 0)
     }
@@ -347,19 +418,31 @@ impl CampaignStore for SqlStore {
         if starts.is_empty() {
             return Ok(());
         }
+        if let Some(writer) = &self.writer {
+            let starts = starts.to_vec();
+            return writer
+                .write(move |c| {
+                    for (device, stage) in &starts {
+                        lite::exec(
+                            c,
+                            START_MEMBER,
+                            &[&id.0, device, &i64::from(*stage), &ts(now)],
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             for (device, stage) in starts {
-                sqlx::query(
-                    "UPDATE campaign_devices SET stage = $3, job_id = NULL, started_at = $4 \
-                     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
-                )
-                .bind(id.0)
-                .bind(device)
-                .bind(i64::from(*stage))
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(START_MEMBER)
+                    .bind(id.0)
+                    .bind(device)
+                    .bind(i64::from(*stage))
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -370,18 +453,26 @@ impl CampaignStore for SqlStore {
         if jobs.is_empty() {
             return Ok(());
         }
+        if let Some(writer) = &self.writer {
+            let jobs = jobs.to_vec();
+            return writer
+                .write(move |c| {
+                    for (device, job) in &jobs {
+                        lite::exec(c, SET_MEMBER_JOB, &[&id.0, device, &job.0])?;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             for (device, job) in jobs {
-                sqlx::query(
-                    "UPDATE campaign_devices SET job_id = $3 \
-                     WHERE campaign_id = $1 AND device_id = $2",
-                )
-                .bind(id.0)
-                .bind(device)
-                .bind(job.0)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(SET_MEMBER_JOB)
+                    .bind(id.0)
+                    .bind(device)
+                    .bind(job.0)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -397,25 +488,45 @@ impl CampaignStore for SqlStore {
         if outcomes.is_empty() {
             return Ok(0);
         }
+        if let Some(writer) = &self.writer {
+            let outcomes = outcomes.to_vec();
+            return writer
+                .write(move |c| {
+                    let mut n = 0;
+                    for (device, o) in &outcomes {
+                        n += lite::exec(
+                            c,
+                            FINISH_MEMBER,
+                            &[
+                                &id.0,
+                                device,
+                                &o.outcome,
+                                &o.result_code.map(i64::from),
+                                &o.class,
+                                &o.epoch,
+                                &ts(now),
+                            ],
+                        )?;
+                    }
+                    Ok(n)
+                })
+                .await;
+        }
         let n = with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
             let mut n = 0;
             for (device, o) in outcomes {
-                n += sqlx::query(
-                    "UPDATE campaign_devices SET outcome = $3, result_code = $4, class = $5, \
-                     epoch = $6, finished_at = $7 \
-                     WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL",
-                )
-                .bind(id.0)
-                .bind(device)
-                .bind(&o.outcome)
-                .bind(o.result_code.map(i64::from))
-                .bind(&o.class)
-                .bind(o.epoch)
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                n += sqlx::query(FINISH_MEMBER)
+                    .bind(id.0)
+                    .bind(device)
+                    .bind(&o.outcome)
+                    .bind(o.result_code.map(i64::from))
+                    .bind(&o.class)
+                    .bind(o.epoch)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
             n

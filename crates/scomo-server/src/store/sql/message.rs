@@ -417,8 +417,14 @@ async fn apply_pg(c: &mut sqlx::PgConnection, p: Prepared, now: i64) -> Result<M
 }
 
 /// The message's statements on SQLite, on the group writer's connection
-/// (inside its savepoint).
-fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<MessageReport> {
+/// (inside its savepoint). The claimed rows come back undecoded: the
+/// caller parses their commands, off the writer thread every write waits
+/// for.
+fn apply_lite(
+    c: &rusqlite::Connection,
+    p: &Prepared,
+    now: i64,
+) -> Result<(MessageReport, Vec<BatchRow>)> {
     let w = &p.w;
     let mut report = MessageReport::default();
     let session = match (w.session, &w.start) {
@@ -516,18 +522,18 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
         }
     }
 
+    let mut claimed = Vec::new();
     if let Some(limit) = w.claim {
         let found = lite::first(c, SESSION_ENDED, &[&session.0], |r| {
             r.get::<_, Option<i64>>(0)
         })?;
         session_check(session, found)?;
-        let rows = lite::all(
+        claimed = lite::all(
             c,
             &claim_lite(limit),
             &[&session.0, &now, &w.device_id],
             BatchRow::from_lite,
         )?;
-        report.claimed = sorted_claims(rows)?;
     }
 
     if w.touch && w.finish.is_none() {
@@ -559,7 +565,7 @@ fn apply_lite(c: &rusqlite::Connection, p: &Prepared, now: i64) -> Result<Messag
             });
         }
     }
-    Ok(report)
+    Ok((report, claimed))
 }
 
 impl SqlStore {
@@ -578,7 +584,10 @@ impl SqlStore {
                 Ok(report)
             }
             (Pool::Sqlite(_), Some(writer)) => {
-                writer.write(move |conn| apply_lite(conn, &p, now)).await
+                let (mut report, claimed) =
+                    writer.write(move |conn| apply_lite(conn, &p, now)).await?;
+                report.claimed = sorted_claims(claimed)?;
+                Ok(report)
             }
             (Pool::Sqlite(_), None) => Err(StoreError::GroupCommit {
                 reason: "the store has no writer".into(),

@@ -26,6 +26,15 @@ const ENQUEUE_SQLITE: &str = "INSERT INTO notifications (device_id, state, creat
      ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
      SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
      RETURNING id";
+// The SQLite claim, its LIMIT written in between the two parts (a bound
+// LIMIT makes SQLite re-prepare the statement at every bind).
+const CLAIM_SQLITE: &str = "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
+     WHERE state = 'pending' AND next_attempt_at <= $3 ORDER BY next_attempt_at, id";
+const CLAIM_SQLITE_TAIL: &str = concat!(
+    "UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
+     WHERE id IN (SELECT id FROM picked) RETURNING ",
+    notification_cols!()
+);
 const ATTEMPT_STATE: &str = "SELECT state, attempts FROM notifications WHERE id = $1";
 const RECORD_ATTEMPT: &str = "UPDATE notifications SET state = $2, attempts = $3, \
      last_attempt_at = $4, last_error = $5, next_attempt_at = $6, closed_at = $7, \
@@ -142,6 +151,24 @@ impl NotificationStore for SqlStore {
                 field: "lease",
                 reason: "must end after now".into(),
             });
+        }
+        if let Some(writer) = &self.writer {
+            // Through the group writer on SQLite: its page cache stays
+            // valid (another connection's commit would empty it).
+            let (consumer, until, limit) =
+                (lease.consumer.clone(), ts(lease.until), page_limit(limit));
+            let mut rows = writer
+                .write(move |c| {
+                    lite::all(
+                        c,
+                        &format!("{CLAIM_SQLITE} LIMIT {limit}) {CLAIM_SQLITE_TAIL}"),
+                        &[&consumer, &until, &ts(now)],
+                        NotificationRow::from_lite,
+                    )
+                })
+                .await?;
+            rows.sort_by_key(|r| r.id);
+            return rows.into_iter().map(notification_from_row).collect();
         }
         let mut rows: Vec<NotificationRow> = with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);

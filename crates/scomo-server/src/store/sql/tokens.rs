@@ -17,6 +17,10 @@ const TOKEN_BYTES: usize = 32;
 /// Longest token name.
 const MAX_TOKEN_NAME_LEN: usize = 128;
 
+const VERIFY: &str = "UPDATE api_tokens SET last_used_at = $2 \
+     WHERE token_sha256 = $1 AND revoked_at IS NULL \
+     RETURNING id, name, created_at, last_used_at, revoked_at";
+
 #[derive(sqlx::FromRow)]
 struct TokenRow {
     id: i64,
@@ -64,16 +68,30 @@ impl TokenStore for SqlStore {
             return Ok(None);
         }
         let hash = sha256_hex(secret);
+        if let Some(writer) = &self.writer {
+            // Every API call lands here: on SQLite through the group writer,
+            // whose page cache another connection's commit would empty.
+            let row = writer
+                .write(move |c| {
+                    super::lite::first(c, VERIFY, &[&hash, &ts(now)], |r| {
+                        Ok(TokenRow {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            created_at: r.get(2)?,
+                            last_used_at: r.get(3)?,
+                            revoked_at: r.get(4)?,
+                        })
+                    })
+                })
+                .await?;
+            return Ok(row.map(token_from_row));
+        }
         let row: Option<TokenRow> = with_pool!(self, |pool, _pg| {
-            sqlx::query_as(
-                "UPDATE api_tokens SET last_used_at = $2 \
-                 WHERE token_sha256 = $1 AND revoked_at IS NULL \
-                 RETURNING id, name, created_at, last_used_at, revoked_at",
-            )
-            .bind(&hash)
-            .bind(ts(now))
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(VERIFY)
+                .bind(&hash)
+                .bind(ts(now))
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.map(token_from_row))
     }
