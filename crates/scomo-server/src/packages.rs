@@ -380,24 +380,35 @@ pub async fn issue_download_url(
     ttl: Option<Duration>,
     base: Option<&str>,
 ) -> Result<DownloadUrl, AppError> {
-    let base = base
-        .or(state.public_url())
-        .ok_or_else(|| AppError::Unavailable("the server's public URL is not known yet".into()))?
-        .trim_end_matches('/')
-        .to_owned();
+    let base = download_base(state, base)?;
     let now = Timestamp::now();
     let expires_at = now + ttl.unwrap_or_else(|| state.config().download_url_ttl());
     let token = state
         .store()
         .create_download_token(pkg_id, job_id, expires_at, now)
         .await?;
-    let url = format!("{base}/dl/{}", token.token);
+    let (url, dd_url) = download_urls(&base, &token.token);
     Ok(DownloadUrl {
-        dd_url: format!("{url}/dd"),
+        dd_url,
         url,
         expires_at,
         token: token.token,
     })
+}
+
+/// Where download URLs start: `base`, else the server's public URL.
+pub(crate) fn download_base(state: &AppState, base: Option<&str>) -> Result<String, AppError> {
+    Ok(base
+        .or(state.public_url())
+        .ok_or_else(|| AppError::Unavailable("the server's public URL is not known yet".into()))?
+        .trim_end_matches('/')
+        .to_owned())
+}
+
+/// A token's URLs under `base`: the package, and its download descriptor.
+pub(crate) fn download_urls(base: &str, token: &str) -> (String, String) {
+    let url = format!("{base}/dl/{token}");
+    (url.clone(), format!("{url}/dd"))
 }
 
 #[cfg(test)]

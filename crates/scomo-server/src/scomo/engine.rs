@@ -18,8 +18,8 @@ use crate::error::AppError;
 use crate::events::ApiEvent;
 use crate::state::AppState;
 use crate::store::{
-    Batch, BatchId, BatchState, Delivery, InventoryEntry, InventoryKind, Job, JobId, JobOp,
-    JobOrigin, JobState, JobUpdate, NewBatch, NewJob, StoredAlert, Timestamp,
+    Batch, BatchState, Delivery, InventoryEntry, InventoryKind, Job, JobId, JobOp, JobOrigin,
+    JobState, JobUpdate, NewBatch, NewJob, StoredAlert, Timestamp,
 };
 
 /// A job as asked for.
@@ -190,12 +190,8 @@ pub async fn create_job(
     if scheduled.is_some() {
         return Ok(job);
     }
-    let job = start_step(state, job, plan, now, "started").await?;
-    if notify && device.notify_addr.is_some() {
-        store.enqueue_notification(&job.device_id, now, now).await?;
-        state.wake_notifier();
-    }
-    Ok(job)
+    let notify = notify && device.notify_addr.is_some();
+    start_step(state, job, plan, now, "started", notify).await
 }
 
 /// How long a step may take.
@@ -296,26 +292,15 @@ async fn finish(
     update(state, job, upd, now).await
 }
 
-async fn enqueue(
-    state: &AppState,
-    device_id: &str,
-    owner: String,
-    commands: Vec<Command>,
-    idempotent: bool,
-    now: Timestamp,
-) -> Result<BatchId, AppError> {
-    Ok(state
-        .store()
-        .enqueue_batch(
-            &NewBatch {
-                device_id: device_id.to_owned(),
-                owner,
-                commands,
-                idempotent,
-            },
-            now,
-        )
-        .await?)
+/// A batch for a job's update to enqueue ([`JobUpdate::enqueue`]): written
+/// with the update, or not at all when the job moved on meanwhile.
+fn new_batch(device_id: &str, owner: String, commands: Vec<Command>, idempotent: bool) -> NewBatch {
+    NewBatch {
+        device_id: device_id.to_owned(),
+        owner,
+        commands,
+        idempotent,
+    }
 }
 
 fn exec_owner(job: JobId) -> String {
@@ -334,6 +319,7 @@ async fn start_step(
     mut plan: JobPlan,
     now: Timestamp,
     why: &str,
+    notify: bool,
 ) -> Result<Job, AppError> {
     let root = state.config().scomo.root.clone();
     let Some(op) = plan.current().and_then(Step::op) else {
@@ -356,6 +342,7 @@ async fn start_step(
     plan.correlator = Some(correlator.clone());
     plan.reported = None;
     plan.entry = None;
+    let mut token = None;
     let (batch, event, phase) = if plan::delivers(op) {
         let Some(p) = plan.package.clone() else {
             return Err(bad(format!("{op} needs a package")));
@@ -367,9 +354,9 @@ async fn start_step(
             Delivery::Http | Delivery::Dlota => {
                 let ttl =
                     Duration::from_secs(state.config().scomo.job_timeout_secs).saturating_mul(2);
-                let (token, url, dd_url) =
-                    super::download_url(state, &p.pkg_id, Some(job.id.0), ttl).await?;
-                plan.download_token = Some(token);
+                let (new, url, dd_url) = super::new_download_url(state, &p.pkg_id, job.id.0, ttl)?;
+                plan.download_token = Some(new.token.clone());
+                token = Some(new);
                 let pkg_url = if job.delivery == Delivery::Dlota {
                     dd_url
                 } else {
@@ -382,24 +369,19 @@ async fn start_step(
             }
             Delivery::None => return Err(bad(format!("{op} needs a delivery"))),
         };
-        let b = enqueue(state, &job.device_id, exec_owner(job.id), cmds, false, now).await?;
         (
-            b,
+            new_batch(&job.device_id, exec_owner(job.id), cmds, false),
             format!("{why}: {op} queued ({} delivery)", job.delivery),
             Phase::Exec,
         )
     } else {
-        let b = enqueue(
-            state,
-            &job.device_id,
-            inventory::owner(1, &job_purpose(job.id)),
-            inventory::stage1(&root),
-            true,
-            now,
-        )
-        .await?;
         (
-            b,
+            new_batch(
+                &job.device_id,
+                inventory::owner(1, &job_purpose(job.id)),
+                inventory::stage1(&root),
+                true,
+            ),
             format!("{why}: {op} queued (reading the inventory first)"),
             Phase::Resolve,
         )
@@ -412,19 +394,23 @@ async fn start_step(
         } else {
             JobState::Running
         },
-        batch_id: Some(batch),
         plan: plan.to_json(),
         wake_at: None,
         deadline_at: Some(now + timeout),
         event: Some(event),
+        enqueue: Some(batch),
+        token,
+        notify,
         ..JobUpdate::keep(&job)
     };
     match update(state, &job, upd, now).await? {
-        Some(j) => Ok(j),
-        None => {
-            state.store().cancel_batch(batch, now).await?;
-            Ok(state.store().job(job.id).await?.unwrap_or(job))
+        Some(j) => {
+            if notify {
+                state.wake_notifier();
+            }
+            Ok(j)
         }
+        None => Ok(state.store().job(job.id).await?.unwrap_or(job)),
     }
 }
 
@@ -639,26 +625,21 @@ async fn verify(
 ) -> Result<(), AppError> {
     let root = state.config().scomo.root.clone();
     extra.extend(inventory::stage1(&root));
-    let batch = enqueue(
-        state,
+    let batch = new_batch(
         &job.device_id,
         inventory::owner(1, &job_purpose(job.id)),
         extra,
         true,
-        now,
-    )
-    .await?;
+    );
     plan.phase = Phase::Verify;
     let upd = JobUpdate {
         state: JobState::Verifying,
-        batch_id: Some(batch),
         plan: plan.to_json(),
         event: Some(format!("{why}; reading the inventory back")),
+        enqueue: Some(batch),
         ..JobUpdate::keep(&job)
     };
-    if update(state, &job, upd, now).await?.is_none() {
-        state.store().cancel_batch(batch, now).await?;
-    }
+    update(state, &job, upd, now).await?;
     Ok(())
 }
 
@@ -687,23 +668,23 @@ async fn on_inventory_batch(
         _ => None,
     };
     if let Some((stage, cmds)) = next {
-        let b = enqueue(
-            state,
+        let b = new_batch(
             &batch.device_id,
             inventory::owner(stage, purpose),
             cmds,
             true,
-            now,
-        )
-        .await?;
-        if let Some((job, plan)) = job {
-            let upd = JobUpdate {
-                batch_id: Some(b),
-                plan: plan.to_json(),
-                ..JobUpdate::keep(&job)
-            };
-            if update(state, &job, upd, now).await?.is_none() {
-                state.store().cancel_batch(b, now).await?;
+        );
+        match job {
+            Some((job, plan)) => {
+                let upd = JobUpdate {
+                    plan: plan.to_json(),
+                    enqueue: Some(b),
+                    ..JobUpdate::keep(&job)
+                };
+                update(state, &job, upd, now).await?;
+            }
+            None => {
+                state.store().enqueue_batch(&b, now).await?;
             }
         }
         return Ok(());
@@ -780,27 +761,22 @@ async fn job_inventory(
             };
             let root = state.config().scomo.root.clone();
             let correlator = plan::correlator(job.id.0, plan.step);
-            let b = enqueue(
-                state,
+            let b = new_batch(
                 &job.device_id,
                 exec_owner(job.id),
                 vec![plan::exec(prim.uri(&root, &entry), correlator)],
                 false,
-                now,
-            )
-            .await?;
+            );
             plan.entry = Some(entry.clone());
             plan.phase = Phase::Exec;
             let upd = JobUpdate {
                 state: JobState::Running,
-                batch_id: Some(b),
                 plan: plan.to_json(),
                 event: Some(format!("{op} sent to {}", prim.uri(&root, &entry))),
+                enqueue: Some(b),
                 ..JobUpdate::keep(&job)
             };
-            if update(state, &job, upd, now).await?.is_none() {
-                state.store().cancel_batch(b, now).await?;
-            }
+            update(state, &job, upd, now).await?;
             Ok(())
         }
         Phase::Verify => {
@@ -878,7 +854,7 @@ async fn step_succeeded(
             update(state, &job, upd, now).await?;
         }
         None => {
-            start_step(state, job, plan, now, &format!("{op} succeeded")).await?;
+            start_step(state, job, plan, now, &format!("{op} succeeded"), false).await?;
         }
     }
     Ok(())
@@ -1029,14 +1005,7 @@ pub async fn tick(state: &AppState, now: Timestamp) -> Result<(), AppError> {
                 .device(&job.device_id)
                 .await?
                 .is_some_and(|d| d.notify_addr.is_some());
-            let job = start_step(state, job, plan, now, "start time reached").await?;
-            if notify && !job.state.is_terminal() {
-                state
-                    .store()
-                    .enqueue_notification(&job.device_id, now, now)
-                    .await?;
-                state.wake_notifier();
-            }
+            start_step(state, job, plan, now, "start time reached", notify).await?;
         }
     }
     Ok(())

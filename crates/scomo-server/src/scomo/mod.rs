@@ -31,7 +31,7 @@ pub use engine::{cancel_job, create_job, on_alert, on_batch_finished, tick, JobR
 
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{AlertId, Batch, BatchId, Lease, StoredAlert, Timestamp};
+use crate::store::{AlertId, Batch, BatchId, Lease, NewDownloadToken, StoredAlert, Timestamp};
 use plan::{ComponentInfo, PackageInfo, PACKAGE_REF};
 
 /// A package's metadata as jobs use it.
@@ -63,15 +63,25 @@ pub(crate) async fn load_package(
     }))
 }
 
-/// A download URL of the package for a job: (token, URL, DD URL).
-pub(crate) async fn download_url(
+/// A download URL of the package for a job, its token not stored yet (it
+/// goes with the job's update, [`crate::store::JobUpdate::token`]): (token,
+/// URL, DD URL).
+pub(crate) fn new_download_url(
     state: &AppState,
     pkg_id: &str,
-    job: Option<i64>,
+    job: i64,
     ttl: Duration,
-) -> Result<(String, String, String), AppError> {
-    let d = crate::packages::issue_download_url(state, pkg_id, job, Some(ttl), None).await?;
-    Ok((d.token, d.url, d.dd_url))
+) -> Result<(NewDownloadToken, String, String), AppError> {
+    let base = crate::packages::download_base(state, None)?;
+    let token = crate::store::new_download_token()?;
+    let (url, dd_url) = crate::packages::download_urls(&base, &token);
+    let new = NewDownloadToken {
+        token,
+        pkg_id: pkg_id.to_owned(),
+        job_id: Some(job),
+        expires_at: Timestamp::now() + ttl,
+    };
+    Ok((new, url, dd_url))
 }
 
 /// One line on what the download server saw of a token.

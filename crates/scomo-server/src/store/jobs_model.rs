@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::model::{BatchId, Timestamp};
+use super::model::{BatchId, NewBatch, Timestamp};
 
 /// The store's key of a job; increases with creation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -234,6 +234,31 @@ pub struct JobUpdate {
     pub deadline_at: Option<Timestamp>,
     /// A line for the history (with the new state).
     pub event: Option<String>,
+    /// A batch to enqueue with the update, in its transaction: the job then
+    /// waits on it (its id replaces `batch_id`). Nothing is enqueued when
+    /// the update does not apply.
+    pub enqueue: Option<NewBatch>,
+    /// A download token to create with the update (as
+    /// [`crate::store::PackageStore::create_download_token`]), for the
+    /// batch's download URL.
+    pub token: Option<NewDownloadToken>,
+    /// Whether to queue a package 0 for the job's device with the update
+    /// (as [`crate::store::NotificationStore::enqueue_notification`], due
+    /// now).
+    pub notify: bool,
+}
+
+/// A download token to create (see [`JobUpdate::token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDownloadToken {
+    /// The token, from [`crate::store::new_download_token`].
+    pub token: String,
+    /// The package it serves.
+    pub pkg_id: String,
+    /// The job it is for.
+    pub job_id: Option<i64>,
+    /// When it stops working.
+    pub expires_at: Timestamp,
 }
 
 impl JobUpdate {
@@ -249,6 +274,9 @@ impl JobUpdate {
             wake_at: job.wake_at,
             deadline_at: job.deadline_at,
             event: None,
+            enqueue: None,
+            token: None,
+            notify: false,
         }
     }
 }

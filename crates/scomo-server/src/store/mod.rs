@@ -94,7 +94,7 @@ pub use config::{SqliteSync, StoreConfig};
 pub use error::{Result, StoreError};
 pub use jobs_model::{
     CatalogRule, Delivery, Inventory, InventoryEntry, InventoryKind, Job, JobEvent, JobFilter,
-    JobId, JobOp, JobOrigin, JobState, JobUpdate, NewCatalogRule, NewJob, RuleId,
+    JobId, JobOp, JobOrigin, JobState, JobUpdate, NewCatalogRule, NewDownloadToken, NewJob, RuleId,
 };
 pub use model::{
     command_count, AlertId, ApiToken, AuthType, Backoff, Batch, BatchId, BatchState,
@@ -106,7 +106,7 @@ pub use model::{
     Timestamp, TokenId, TokenSecret, DEVDETAIL_DEV_TYP, DEVINFO_MAN, DEVINFO_MOD, MAX_PAGE,
 };
 pub use packages_model::{DownloadToken, Package, PackageComponent};
-pub use sql::{Backend, SqlStore};
+pub use sql::{new_download_token, Backend, SqlStore};
 
 /// Checks a client alert as [`AlertStore::record_alert`] would, without
 /// storing it (a session answers 500 for one the store would refuse).

@@ -63,6 +63,7 @@ macro_rules! all_cases {
                 tokens::create_verify_list_revoke,
                 packages::insert_get_list_delete,
                 packages::tokens_use_and_records,
+                packages::job_update_writes_its_batch_token_and_notification,
                 campaigns::leases_commands_and_saves,
                 campaigns::members_selection_and_outcomes,
             ]

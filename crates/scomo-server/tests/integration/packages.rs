@@ -179,3 +179,134 @@ pub(crate) async fn tokens_use_and_records(db: &impl Db) {
         .unwrap()
         .is_some());
 }
+
+/// A job update that enqueues its batch, creates its download token and
+/// queues a package 0 writes all three with the job row, and an update
+/// that no longer applies writes none of them.
+pub(crate) async fn job_update_writes_its_batch_token_and_notification(db: &impl Db) {
+    use scomo_server::store::{
+        new_download_token, Delivery, JobOp, JobOrigin, JobState, JobUpdate, Lease, NewBatch,
+        NewDownloadToken, NewJob,
+    };
+
+    let store = db.open().await;
+    store
+        .provision_device(&crate::harness::new_device("d1"), t(1))
+        .await
+        .unwrap();
+    store.insert_package(&package("pkg.j", 'j')).await.unwrap();
+    let job = store
+        .create_job(
+            &NewJob {
+                device_id: "d1".into(),
+                op: JobOp::Download,
+                pkg_id: Some("pkg.j".into()),
+                component_id: None,
+                delivery: Delivery::Http,
+                origin: JobOrigin::Api,
+                state: JobState::Queued,
+                plan: "{}".into(),
+                locks: vec![],
+                wake_at: None,
+                deadline_at: None,
+            },
+            t(2),
+        )
+        .await
+        .unwrap();
+    let step = |token: &str, owner: &str| JobUpdate {
+        plan: "{\"step\":0}".into(),
+        enqueue: Some(NewBatch {
+            device_id: "d1".into(),
+            owner: owner.into(),
+            commands: vec![crate::harness::exec(
+                "./SCOMO/Download/x/Operations/Download",
+                "c1",
+            )],
+            idempotent: false,
+        }),
+        token: Some(NewDownloadToken {
+            token: token.into(),
+            pkg_id: "pkg.j".into(),
+            job_id: Some(job.id.0),
+            expires_at: t(100),
+        }),
+        notify: true,
+        ..JobUpdate::keep(&job)
+    };
+    let first = new_download_token().unwrap();
+    assert_eq!(first.len(), 32);
+    let moved = store
+        .update_job(job.id, job.rev, &step(&first, "job:1:exec"), t(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let batch = moved
+        .batch_id
+        .expect("the job waits on the batch it enqueued");
+    let b = store.batch(batch).await.unwrap().unwrap();
+    assert_eq!(
+        (b.owner.as_str(), b.device_id.as_str()),
+        ("job:1:exec", "d1")
+    );
+    let tok = store.download_token(&first).await.unwrap().unwrap();
+    assert_eq!((tok.pkg_id.as_str(), tok.job_id), ("pkg.j", Some(job.id.0)));
+    let lease = Lease {
+        consumer: "n1".into(),
+        until: t(60),
+    };
+    let due = store
+        .claim_due_notifications(&lease, 10, t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|n| n.device_id.as_str()).collect::<Vec<_>>(),
+        ["d1"]
+    );
+
+    // The same update again is fenced (the revision moved): no second
+    // batch, no token, no notification.
+    let second = new_download_token().unwrap();
+    assert!(store
+        .update_job(job.id, job.rev, &step(&second, "job:1:again"), t(4))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .batches_by_owner("job:1:again", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.download_token(&second).await.unwrap().is_none());
+    // The claimed package 0 is next due when its lease ends (t(60)): had
+    // the fenced update queued one, it would be due now.
+    let lease = Lease {
+        consumer: "n1".into(),
+        until: t(200),
+    };
+    assert!(store
+        .claim_due_notifications(&lease, 10, t(10))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A token for a package that is not there fails the whole update.
+    let mut bad = step(&new_download_token().unwrap(), "job:1:bad");
+    if let Some(t) = bad.token.as_mut() {
+        t.pkg_id = "nope".into();
+    }
+    let err = store
+        .update_job(job.id, moved.rev, &bad, t(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownPackage { ref pkg_id } if pkg_id == "nope"),
+        "{err}"
+    );
+    assert!(store
+        .batches_by_owner("job:1:bad", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.job(job.id).await.unwrap().unwrap().rev, moved.rev);
+}

@@ -47,6 +47,12 @@ const UPDATE_JOB: &str = concat!(
      WHERE id = $1 AND rev = $2 AND finished_at IS NULL RETURNING ",
     job_cols!()
 );
+// The fence of an update that writes more than the job row: checked first,
+// so nothing else is written for an update that does not apply.
+const JOB_AT_REV: &str =
+    "SELECT state FROM jobs WHERE id = $1 AND rev = $2 AND finished_at IS NULL";
+const JOB_AT_REV_PG: &str =
+    "SELECT state FROM jobs WHERE id = $1 AND rev = $2 AND finished_at IS NULL FOR UPDATE";
 const DELETE_JOB_LOCKS: &str = "DELETE FROM job_locks WHERE job_id = $1";
 const DELETE_INVENTORY: &str = "DELETE FROM inventory WHERE device_id = $1";
 const INSERT_INVENTORY: &str = "INSERT INTO inventory (device_id, kind, entry, item_id, name, \
@@ -369,10 +375,44 @@ impl JobStore for SqlStore {
             });
         }
         let terminal = update.state.is_terminal();
+        let batch = update
+            .enqueue
+            .as_ref()
+            .map(super::queue::PreparedBatch::new)
+            .transpose()?;
+        if let Some(t) = &update.token {
+            check_len("download token", &t.token, MAX_TEXT_LEN)?;
+        }
+        // What goes with the update is written only if it applies: a
+        // fenced update must not leave a batch or token behind.
+        let extras = batch.is_some() || update.token.is_some() || update.notify;
         if let Some(writer) = &self.writer {
             let update = update.clone();
             let row = writer
                 .write(move |c| {
+                    let mut batch_id = update.batch_id;
+                    if extras {
+                        if lite::first(c, JOB_AT_REV, &[&id.0, &rev], |r| r.get::<_, String>(0))?
+                            .is_none()
+                        {
+                            return Ok(None);
+                        }
+                        if let Some(t) = &update.token {
+                            let n = lite::exec(
+                                c,
+                                super::packages::INSERT_DL_TOKEN,
+                                &[&t.token, &t.pkg_id, &t.job_id, &ts(t.expires_at), &ts(now)],
+                            )?;
+                            if n == 0 {
+                                return Err(StoreError::UnknownPackage {
+                                    pkg_id: t.pkg_id.clone(),
+                                });
+                            }
+                        }
+                        if let Some(b) = &batch {
+                            batch_id = Some(b.insert_lite(c, now)?);
+                        }
+                    }
                     let Some(row) = lite::first(
                         c,
                         UPDATE_JOB,
@@ -380,7 +420,7 @@ impl JobStore for SqlStore {
                             &id.0,
                             &rev,
                             &update.state.as_str(),
-                            &update.batch_id.map(|b| b.0),
+                            &batch_id.map(|b| b.0),
                             &update.plan,
                             &update.result_code.map(i64::from),
                             &update.outcome.as_deref().map(|s| clip(s, MAX_NOTE_LEN)),
@@ -410,6 +450,14 @@ impl JobStore for SqlStore {
                             ],
                         )?;
                     }
+                    if update.notify {
+                        lite::first(
+                            c,
+                            super::notify::ENQUEUE_SQLITE,
+                            &[&row.device_id, &ts(now), &ts(now)],
+                            |r| r.get::<_, i64>(0),
+                        )?;
+                    }
                     Ok(Some(row))
                 })
                 .await?;
@@ -417,11 +465,42 @@ impl JobStore for SqlStore {
         }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
+            let mut batch_id = update.batch_id;
+            if extras {
+                let at_rev: Option<String> =
+                    sqlx::query_scalar(if pg { JOB_AT_REV_PG } else { JOB_AT_REV })
+                        .bind(id.0)
+                        .bind(rev)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if at_rev.is_none() {
+                    return Ok(None);
+                }
+                if let Some(t) = &update.token {
+                    let n = sqlx::query(super::packages::INSERT_DL_TOKEN)
+                        .bind(&t.token)
+                        .bind(&t.pkg_id)
+                        .bind(t.job_id)
+                        .bind(ts(t.expires_at))
+                        .bind(ts(now))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::UnknownPackage {
+                            pkg_id: t.pkg_id.clone(),
+                        });
+                    }
+                }
+                if let Some(b) = &batch {
+                    batch_id = Some(super::queue::insert_batch!(&mut *tx, b, now));
+                }
+            }
             let row: Option<JobRow> = sqlx::query_as(UPDATE_JOB)
                 .bind(id.0)
                 .bind(rev)
                 .bind(update.state.as_str())
-                .bind(update.batch_id.map(|b| b.0))
+                .bind(batch_id.map(|b| b.0))
                 .bind(&update.plan)
                 .bind(update.result_code.map(i64::from))
                 .bind(update.outcome.as_deref().map(|s| clip(s, MAX_NOTE_LEN)))
@@ -449,6 +528,18 @@ impl JobStore for SqlStore {
                     .bind(clip(msg, MAX_NOTE_LEN))
                     .execute(&mut *tx)
                     .await?;
+            }
+            if update.notify {
+                let _: i64 = sqlx::query_scalar(if pg {
+                    super::notify::ENQUEUE_PG
+                } else {
+                    super::notify::ENQUEUE_SQLITE
+                })
+                .bind(&row.device_id)
+                .bind(ts(now))
+                .bind(ts(now))
+                .fetch_one(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             job_from_row(row).map(Some)

@@ -84,6 +84,8 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+pub use packages::new_download_token;
+
 /// Begins a write transaction ([`WriteTx`]). On SQLite it first waits for
 /// the database's write turn ([`GatePool::write_turn`]), then `BEGIN
 /// IMMEDIATE` takes the write lock up front, so a transaction that reads

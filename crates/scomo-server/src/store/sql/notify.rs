@@ -21,7 +21,7 @@ macro_rules! notification_cols {
     };
 }
 
-const ENQUEUE_SQLITE: &str = "INSERT INTO notifications (device_id, state, created_at, \
+pub(super) const ENQUEUE_SQLITE: &str = "INSERT INTO notifications (device_id, state, created_at, \
      next_attempt_at) VALUES ($1, 'pending', $2, $3) \
      ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
      SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
@@ -35,6 +35,11 @@ const CLAIM_SQLITE_TAIL: &str = concat!(
      WHERE id IN (SELECT id FROM picked) RETURNING ",
     notification_cols!()
 );
+pub(super) const ENQUEUE_PG: &str = "INSERT INTO notifications (device_id, state, created_at, \
+     next_attempt_at) VALUES ($1, 'pending', $2, $3) \
+     ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
+     SET next_attempt_at = LEAST(notifications.next_attempt_at, excluded.next_attempt_at) \
+     RETURNING id";
 const ATTEMPT_STATE: &str = "SELECT state, attempts FROM notifications WHERE id = $1";
 const RECORD_ATTEMPT: &str = "UPDATE notifications SET state = $2, attempts = $3, \
      last_attempt_at = $4, last_error = $5, next_attempt_at = $6, closed_at = $7, \
@@ -119,20 +124,13 @@ impl NotificationStore for SqlStore {
                 .await;
         }
         with_pool!(self, |pool, pg| {
-            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(pick(
-                pg,
-                "INSERT INTO notifications (device_id, state, created_at, next_attempt_at) \
-                 VALUES ($1, 'pending', $2, $3) \
-                 ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
-                 SET next_attempt_at = LEAST(notifications.next_attempt_at, excluded.next_attempt_at) \
-                 RETURNING id",
-                ENQUEUE_SQLITE,
-            ))
-            .bind(device_id)
-            .bind(ts(now))
-            .bind(ts(due_at))
-            .fetch_one(pool)
-            .await;
+            let id: std::result::Result<i64, sqlx::Error> =
+                sqlx::query_scalar(pick(pg, ENQUEUE_PG, ENQUEUE_SQLITE))
+                    .bind(device_id)
+                    .bind(ts(now))
+                    .bind(ts(due_at))
+                    .fetch_one(pool)
+                    .await;
             Ok(NotificationId(
                 id.map_err(|e| unknown_device_on_fk(e, device_id))?,
             ))

@@ -8,11 +8,19 @@ use crate::store::model::Timestamp;
 use crate::store::packages_model::{DownloadToken, Package, PackageComponent};
 use crate::store::PackageStore;
 
-const INSERT_DL_TOKEN: &str = "INSERT INTO download_tokens (token, pkg_id, job_id, expires_at, \
+pub(super) const INSERT_DL_TOKEN: &str =
+    "INSERT INTO download_tokens (token, pkg_id, job_id, expires_at, \
      created_at) SELECT $1, pkg_id, $3, $4, $5 FROM packages WHERE pkg_id = $2";
 const RECORD_DOWNLOAD: &str = "UPDATE download_tokens SET bytes_served = bytes_served + $2, \
      downloads_completed = downloads_completed + $3, \
      last_error = CASE WHEN $3 > 0 THEN NULL ELSE COALESCE($4, last_error) END WHERE token = $1";
+
+/// A new download token: random, hex.
+pub fn new_download_token() -> Result<String> {
+    let mut bytes = [0u8; DL_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(StoreError::Random)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// Random bytes in a download token.
 const DL_TOKEN_BYTES: usize = 16;
@@ -216,9 +224,7 @@ impl PackageStore for SqlStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<DownloadToken> {
-        let mut bytes = [0u8; DL_TOKEN_BYTES];
-        getrandom::fill(&mut bytes).map_err(StoreError::Random)?;
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = new_download_token()?;
         let inserted = if let Some(writer) = &self.writer {
             // SQLite: with the other writes of the moment (group commit).
             let (token, pkg_id) = (token.clone(), pkg_id.to_owned());

@@ -8,7 +8,6 @@ use omadm_wire::StatusCode;
 use sqlx::QueryBuilder;
 
 use super::lite;
-use super::sessions::unknown_device_on_fk;
 use super::{begin_write, check_len, count, opt_ts, page_limit, pick, ts, with_pool, SqlStore};
 use crate::store::error::{Result, StoreError};
 use crate::store::model::{
@@ -69,13 +68,111 @@ impl BatchRow {
     }
 }
 
-const INSERT_BATCH: &str = "INSERT INTO command_batches (device_id, owner, commands, \
+pub(super) const INSERT_BATCH: &str = "INSERT INTO command_batches (device_id, owner, commands, \
      command_count, idempotent, state, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
      RETURNING id";
-const INSERT_CORRELATOR: &str = "INSERT INTO batch_correlators (device_id, correlator, batch_id) \
+pub(super) const INSERT_CORRELATOR: &str =
+    "INSERT INTO batch_correlators (device_id, correlator, batch_id) \
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 const ACK_FINISHED: &str = "UPDATE command_batches SET reported_at = $2 \
      WHERE id = $1 AND finished_at IS NOT NULL AND reported_at IS NULL";
+
+/// A [`NewBatch`] checked and serialized, ready to insert.
+pub(super) struct PreparedBatch {
+    pub(super) device_id: String,
+    pub(super) owner: String,
+    pub(super) json: String,
+    pub(super) count: u32,
+    pub(super) idempotent: bool,
+    pub(super) correlators: Vec<String>,
+}
+
+impl PreparedBatch {
+    /// Checks `batch` (owner, command count, what may be queued,
+    /// correlators) and serializes its commands, in the caller's task.
+    pub(super) fn new(batch: &NewBatch) -> Result<PreparedBatch> {
+        check_len("owner", &batch.owner, MAX_TAG_LEN)?;
+        let n = command_count(&batch.commands);
+        if n == 0 || n > MAX_BATCH_COMMANDS {
+            return Err(StoreError::Invalid {
+                field: "commands",
+                reason: format!("{n} commands, expected 1..={MAX_BATCH_COMMANDS}"),
+            });
+        }
+        if let Some(name) = first_unqueueable(&batch.commands) {
+            return Err(StoreError::Invalid {
+                field: "commands",
+                reason: format!("{name} cannot be queued"),
+            });
+        }
+        let mut tags = Vec::new();
+        correlators(&batch.commands, &mut tags);
+        for t in &tags {
+            check_len("correlator", t, MAX_TAG_LEN)?;
+        }
+        Ok(PreparedBatch {
+            device_id: batch.device_id.clone(),
+            owner: batch.owner.clone(),
+            json: to_json("commands", &batch.commands)?,
+            count: n,
+            idempotent: batch.idempotent,
+            correlators: tags,
+        })
+    }
+
+    /// Inserts the batch (pending) and its correlators on SQLite.
+    pub(super) fn insert_lite(&self, c: &rusqlite::Connection, now: Timestamp) -> Result<BatchId> {
+        let id = lite::first(
+            c,
+            INSERT_BATCH,
+            &[
+                &self.device_id,
+                &self.owner,
+                &self.json,
+                &i64::from(self.count),
+                &self.idempotent,
+                &ts(now),
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| lite::unknown_device(e, &self.device_id))?;
+        let id = lite::returned(id, "batch")?;
+        for t in &self.correlators {
+            lite::exec(c, INSERT_CORRELATOR, &[&self.device_id, t, &id])?;
+        }
+        Ok(BatchId(id))
+    }
+}
+
+/// Inserts a [`PreparedBatch`] (pending) and its correlators through sqlx
+/// on the connection `$conn` (inside a transaction); evaluates to its id.
+macro_rules! insert_batch {
+    ($conn:expr, $p:expr, $now:expr) => {{
+        let p: &$crate::store::sql::queue::PreparedBatch = &$p;
+        let id: std::result::Result<i64, sqlx::Error> =
+            sqlx::query_scalar($crate::store::sql::queue::INSERT_BATCH)
+                .bind(&p.device_id)
+                .bind(&p.owner)
+                .bind(&p.json)
+                .bind(i64::from(p.count))
+                .bind(p.idempotent)
+                .bind($crate::store::sql::ts($now))
+                .fetch_one($conn)
+                .await;
+        let id =
+            id.map_err(|e| $crate::store::sql::sessions::unknown_device_on_fk(e, &p.device_id))?;
+        for t in &p.correlators {
+            sqlx::query($crate::store::sql::queue::INSERT_CORRELATOR)
+                .bind(&p.device_id)
+                .bind(t)
+                .bind(id)
+                .execute($conn)
+                .await?;
+        }
+        BatchId(id)
+    }};
+}
+pub(super) use insert_batch;
 
 #[derive(sqlx::FromRow)]
 struct OutcomeRow {
@@ -107,78 +204,15 @@ macro_rules! batch_gone {
 #[async_trait]
 impl CommandQueue for SqlStore {
     async fn enqueue_batch(&self, batch: &NewBatch, now: Timestamp) -> Result<BatchId> {
-        check_len("owner", &batch.owner, MAX_TAG_LEN)?;
-        let n = command_count(&batch.commands);
-        if n == 0 || n > MAX_BATCH_COMMANDS {
-            return Err(StoreError::Invalid {
-                field: "commands",
-                reason: format!("{n} commands, expected 1..={MAX_BATCH_COMMANDS}"),
-            });
-        }
-        if let Some(name) = first_unqueueable(&batch.commands) {
-            return Err(StoreError::Invalid {
-                field: "commands",
-                reason: format!("{name} cannot be queued"),
-            });
-        }
-        let mut tags = Vec::new();
-        correlators(&batch.commands, &mut tags);
-        for t in &tags {
-            check_len("correlator", t, MAX_TAG_LEN)?;
-        }
-        let json = to_json("commands", &batch.commands)?;
+        let p = PreparedBatch::new(batch)?;
         if let Some(writer) = &self.writer {
-            let (device_id, owner, idempotent) = (
-                batch.device_id.clone(),
-                batch.owner.clone(),
-                batch.idempotent,
-            );
-            return writer
-                .write(move |c| {
-                    let id = lite::first(
-                        c,
-                        INSERT_BATCH,
-                        &[
-                            &device_id,
-                            &owner,
-                            &json,
-                            &i64::from(n),
-                            &idempotent,
-                            &ts(now),
-                        ],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .map_err(|e| lite::unknown_device(e, &device_id))?;
-                    let id = lite::returned(id, "batch")?;
-                    for t in &tags {
-                        lite::exec(c, INSERT_CORRELATOR, &[&device_id, t, &id])?;
-                    }
-                    Ok(BatchId(id))
-                })
-                .await;
+            return writer.write(move |c| p.insert_lite(c, now)).await;
         }
         with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(INSERT_BATCH)
-                .bind(&batch.device_id)
-                .bind(&batch.owner)
-                .bind(&json)
-                .bind(i64::from(n))
-                .bind(batch.idempotent)
-                .bind(ts(now))
-                .fetch_one(&mut *tx)
-                .await;
-            let id = id.map_err(|e| unknown_device_on_fk(e, &batch.device_id))?;
-            for t in &tags {
-                sqlx::query(INSERT_CORRELATOR)
-                    .bind(&batch.device_id)
-                    .bind(t)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let id = insert_batch!(&mut *tx, p, now);
             tx.commit().await?;
-            Ok(BatchId(id))
+            Ok(id)
         })
     }
 
