@@ -62,8 +62,11 @@ enum Msg {
 /// The writer's page cache (KiB; SQLite's default is 2 MiB): every write
 /// of a session or job walks the same few tables and indexes, and a page
 /// missing from the cache is a `pread` on the writer thread, the one
-/// thread every write waits for.
-const WRITER_CACHE: &str = "PRAGMA cache_size = -32768";
+/// thread every write waits for. 128 MiB holds the index pages a campaign
+/// over 100,000 devices touches (its database is near 2 GB): with 32 MiB
+/// the same campaign ran at 463 devices/s against 503, with 10 % more
+/// server CPU. The cache fills only as pages are touched.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -131072";
 
 /// The handle callers submit jobs through.
 #[derive(Debug)]
