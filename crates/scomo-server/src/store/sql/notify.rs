@@ -26,15 +26,21 @@ pub(super) const ENQUEUE_SQLITE: &str = "INSERT INTO notifications (device_id, s
      ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
      SET next_attempt_at = min(notifications.next_attempt_at, excluded.next_attempt_at) \
      RETURNING id";
-// The SQLite claim, its LIMIT written in between the two parts (a bound
-// LIMIT makes SQLite re-prepare the statement at every bind).
-const CLAIM_SQLITE: &str = "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
+// The claim of due notifications, in two parts around its LIMIT.
+const CLAIM_PICK: &str = "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
      WHERE state = 'pending' AND next_attempt_at <= $3 ORDER BY next_attempt_at, id";
-const CLAIM_SQLITE_TAIL: &str = concat!(
-    "UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
+const CLAIM_UPDATE: &str = concat!(
+    ") UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
      WHERE id IN (SELECT id FROM picked) RETURNING ",
     notification_cols!()
 );
+
+/// The claim with `limit` as its LIMIT clause: `$4` (with `FOR UPDATE SKIP
+/// LOCKED` on PostgreSQL), or on the SQLite writer the number itself (a
+/// bound LIMIT makes SQLite re-prepare the statement at every bind).
+fn claim_sql(limit: &str) -> String {
+    format!("{CLAIM_PICK} LIMIT {limit}{CLAIM_UPDATE}")
+}
 pub(super) const ENQUEUE_PG: &str = "INSERT INTO notifications (device_id, state, created_at, \
      next_attempt_at) VALUES ($1, 'pending', $2, $3) \
      ON CONFLICT (device_id) WHERE state = 'pending' DO UPDATE \
@@ -159,7 +165,7 @@ impl NotificationStore for SqlStore {
                 .write(move |c| {
                     lite::all(
                         c,
-                        &format!("{CLAIM_SQLITE} LIMIT {limit}) {CLAIM_SQLITE_TAIL}"),
+                        &claim_sql(&limit.to_string()),
                         &[&consumer, &until, &ts(now)],
                         NotificationRow::from_lite,
                     )
@@ -170,31 +176,15 @@ impl NotificationStore for SqlStore {
         }
         let mut rows: Vec<NotificationRow> = with_pool!(self, |pool, pg| {
             let mut tx = begin_write!(pool, pg);
-            let rows = sqlx::query_as(pick(
-                pg,
-                concat!(
-                    "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
-                     WHERE state = 'pending' AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                     UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
-                     WHERE id IN (SELECT id FROM picked) RETURNING ",
-                    notification_cols!()
-                ),
-                concat!(
-                    "WITH picked AS MATERIALIZED (SELECT id FROM notifications \
-                     WHERE state = 'pending' AND next_attempt_at <= $3 \
-                     ORDER BY next_attempt_at, id LIMIT $4) \
-                     UPDATE notifications SET next_attempt_at = $2, claimed_by = $1 \
-                     WHERE id IN (SELECT id FROM picked) RETURNING ",
-                    notification_cols!()
-                ),
-            ))
-            .bind(&lease.consumer)
-            .bind(ts(lease.until))
-            .bind(ts(now))
-            .bind(page_limit(limit))
-            .fetch_all(&mut *tx)
-            .await?;
+            // Built from constants only.
+            let sql = sqlx::AssertSqlSafe(claim_sql(pick(pg, "$4 FOR UPDATE SKIP LOCKED", "$4")));
+            let rows = sqlx::query_as(sql)
+                .bind(&lease.consumer)
+                .bind(ts(lease.until))
+                .bind(ts(now))
+                .bind(page_limit(limit))
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
             rows
         });
