@@ -640,7 +640,10 @@ impl<'a, R: EventReader<'a>> Parser<'a, R> {
                     // indentation.
                     if let Some(t) = text.take().filter(|t| !blank(t)) {
                         open_content(out, &mut has_content);
-                        escape_into(out, &t);
+                        // The WBXML writer maps a Type's text up to its
+                        // first child: map it back here too.
+                        let typed = !has_children && start == Event::Start(Tag::TYPE);
+                        escape_into(out, if typed { xml_form_type(&t) } else { &t });
                     }
                     has_children = true;
                     open_content(out, &mut has_content);
@@ -1456,6 +1459,18 @@ mod tests {
         };
         let meta = r.items[0].meta.as_ref().expect("meta");
         assert_eq!(meta.r#type.as_deref(), Some(TNDS_XML));
+        assert_stable(&msg);
+    }
+
+    // Fuzz finding: the WBXML writer mapped the TNDS Type text that comes
+    // before a child element of the Type, the reader only a Type's text
+    // without children, so such a Type came back `+wbxml`.
+    #[test]
+    fn tnds_type_text_before_a_child_maps_both_ways() {
+        let input = with_data(
+            "<Type xmlns=\"syncml:metinf\">application/vnd.syncml.dmtnds+xml<Final/></Type>",
+        );
+        let msg = decode_xml(&input, &Limits::default()).unwrap();
         assert_stable(&msg);
     }
 
