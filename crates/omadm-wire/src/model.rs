@@ -3,6 +3,11 @@
 //! Parse, don't validate: a decoded [`SyncMl`] is already well formed. Field
 //! names follow the standard's element names in snake_case. Elements that DM
 //! does not use (Map, Sync, Search, ...) are skipped by the decoders.
+//!
+//! With the `serde` feature (servers store queued commands and results), a
+//! field at its default (`None`, empty, `false`, CmdID 0) is left out of the
+//! serialized form and reads back as that default; the longer form with every
+//! field written out reads too.
 
 use crate::codes::{AlertCode, StatusCode};
 
@@ -33,12 +38,16 @@ pub struct SyncHdr {
     /// `<Source>`: the sender.
     pub source: Location,
     /// `<RespURI>`: where the client sends its next message.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub resp_uri: Option<String>,
     /// `<NoResp/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub no_resp: bool,
     /// `<Cred>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cred: Option<Cred>,
     /// `<Meta>` (MaxMsgSize, MaxObjSize).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
 }
 
@@ -75,8 +84,13 @@ pub const VER_PROTO: &str = "DM/1.2";
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SyncBody {
     /// The commands, in message order.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub commands: Vec<Command>,
     /// `<Final/>`: last message of a package.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub is_final: bool,
 }
 
@@ -87,6 +101,7 @@ pub struct Location {
     /// `<LocURI>`.
     pub loc_uri: String,
     /// `<LocName>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub loc_name: Option<String>,
 }
 
@@ -199,20 +214,31 @@ impl Command {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ItemCommand {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<NoResp/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub no_resp: bool,
     /// `<Archive/>` (Delete only; unused by DM).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub archive: bool,
     /// `<SftDel/>` (Delete only; unused by DM).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub sft_del: bool,
     /// `<Lang>` (Get only; unused by DM).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub lang: Option<String>,
     /// `<Cred>` (DM keeps credentials in SyncHdr).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cred: Option<Cred>,
     /// `<Meta>`, applying to every item that has none of its own.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// `<Item>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub items: Vec<Item>,
 }
 
@@ -221,16 +247,25 @@ pub struct ItemCommand {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Alert {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<NoResp/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub no_resp: bool,
     /// `<Cred>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cred: Option<Cred>,
     /// `<Data>`: the alert code.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub data: Option<AlertCode>,
     /// `<Correlator>`: echoes an Exec's correlator in an asynchronous result.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub correlator: Option<String>,
     /// `<Item>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub items: Vec<Item>,
 }
 
@@ -253,16 +288,25 @@ impl Alert {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Exec {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<NoResp/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub no_resp: bool,
     /// `<Cred>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cred: Option<Cred>,
     /// `<Meta>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// `<Correlator>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub correlator: Option<String>,
     /// `<Item>`s (DM sends exactly one).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub items: Vec<Item>,
 }
 
@@ -271,12 +315,19 @@ pub struct Exec {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Container {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<NoResp/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub no_resp: bool,
     /// `<Meta>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// The nested commands, in order.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub commands: Vec<Command>,
 }
 
@@ -285,8 +336,10 @@ pub struct Container {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Status {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<MsgRef>`: the MsgID of the message that carried the command.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub msg_ref: Option<u32>,
     /// `<CmdRef>`: the command's CmdID, 0 for the SyncHdr. Some clients omit
     /// it on the SyncHdr status (`QUIRKS.md`); it then decodes as 0.
@@ -294,16 +347,30 @@ pub struct Status {
     /// `<Cmd>`: the command's element name (`SyncHdr` for the header).
     pub cmd: String,
     /// `<TargetRef>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub target_refs: Vec<String>,
     /// `<SourceRef>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub source_refs: Vec<String>,
     /// `<Cred>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub cred: Option<Cred>,
     /// `<Chal>`: an authentication challenge.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub chal: Option<Chal>,
     /// `<Data>`: the status code.
     pub data: StatusCode,
     /// `<Item>`s (e.g. the text typed in a UI alert).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub items: Vec<Item>,
 }
 
@@ -312,18 +379,27 @@ pub struct Status {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Results {
     /// `<CmdID>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
     pub cmd_id: u32,
     /// `<MsgRef>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub msg_ref: Option<u32>,
     /// `<CmdRef>`: the Get's CmdID.
     pub cmd_ref: u32,
     /// `<Meta>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// `<TargetRef>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub target_ref: Option<String>,
     /// `<SourceRef>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub source_ref: Option<String>,
     /// `<Item>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub items: Vec<Item>,
 }
 
@@ -332,18 +408,25 @@ pub struct Results {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Item {
     /// `<Target>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub target: Option<Location>,
     /// `<Source>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub source: Option<Location>,
     /// `<SourceParent>` (SyncML 1.2).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub source_parent: Option<String>,
     /// `<TargetParent>` (SyncML 1.2).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub target_parent: Option<String>,
     /// `<Meta>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// `<Data>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub data: Option<Data>,
     /// `<MoreData/>`: more chunks of this large object follow.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub more_data: bool,
 }
 
@@ -399,6 +482,7 @@ impl Data {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Cred {
     /// `<Meta>` (Type `syncml:auth-md5`, Format `b64`).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub meta: Option<Meta>,
     /// `<Data>`: the credential text.
     pub data: String,
@@ -417,24 +501,37 @@ pub struct Chal {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Meta {
     /// `<Format>`: `chr`, `b64`, `bin`, `node`, ... (lower-cased on decode).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub format: Option<String>,
     /// `<Type>`: a MIME type, auth type or alert type.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub r#type: Option<String>,
     /// `<Mark>`: Generic Alert importance.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub mark: Option<String>,
     /// `<Size>`: total size of a large object (first chunk).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub size: Option<u64>,
     /// `<NextNonce>`: base64 nonce for the next credentials.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub next_nonce: Option<String>,
     /// `<Version>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub version: Option<String>,
     /// `<MaxMsgSize>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub max_msg_size: Option<u64>,
     /// `<MaxObjSize>`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub max_obj_size: Option<u64>,
     /// `<EMI>`s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Vec::is_empty")
+    )]
     pub emi: Vec<String>,
     /// `<FieldLevel/>`.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
     pub field_level: bool,
 }
 
@@ -460,4 +557,16 @@ impl Meta {
     pub fn is_empty(&self) -> bool {
         *self == Meta::default()
     }
+}
+
+/// Serde: a `false` flag is left out of the stored form (and reads back as `false`).
+#[cfg(feature = "serde")]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Serde: a zero CmdID (a queued command, numbered when sent) is left out.
+#[cfg(feature = "serde")]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

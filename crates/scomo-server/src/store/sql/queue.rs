@@ -751,3 +751,40 @@ fn outcome_from_row(o: OutcomeRow) -> Result<CommandOutcome> {
         recorded_at: Timestamp::from_unix_millis(o.recorded_at),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omadm_wire::model::{Data, Item, ItemCommand, Location, Meta};
+
+    fn add_pkg_id() -> Command {
+        Command::Add(ItemCommand {
+            items: vec![Item {
+                target: Some(Location::uri("./SCOMO/Download/j1/PkgID")),
+                meta: Some(Meta::format("chr")),
+                data: Some(Data::Text("com.example.app".into())),
+                ..Item::default()
+            }],
+            ..ItemCommand::default()
+        })
+    }
+
+    #[test]
+    fn stored_commands_leave_out_what_is_at_its_default() {
+        let json = to_json("commands", &[add_pkg_id()]).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"Add":{"items":[{"target":{"loc_uri":"./SCOMO/Download/j1/PkgID"},"meta":{"format":"chr"},"data":{"Text":"com.example.app"}}]}}]"#
+        );
+        let back: Vec<Command> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, vec![add_pkg_id()]);
+    }
+
+    #[test]
+    fn commands_stored_with_every_field_still_read() {
+        // The form earlier versions wrote: every field present.
+        let full = r#"[{"Add":{"cmd_id":0,"no_resp":false,"archive":false,"sft_del":false,"lang":null,"cred":null,"meta":null,"items":[{"target":{"loc_uri":"./SCOMO/Download/j1/PkgID","loc_name":null},"source":null,"source_parent":null,"target_parent":null,"meta":{"format":"chr","type":null,"mark":null,"size":null,"next_nonce":null,"version":null,"max_msg_size":null,"max_obj_size":null,"emi":[],"field_level":false},"data":{"Text":"com.example.app"},"more_data":false}]}}]"#;
+        let back: Vec<Command> = serde_json::from_str(full).unwrap();
+        assert_eq!(back, vec![add_pkg_id()]);
+    }
+}
