@@ -500,17 +500,17 @@ impl ClientSession {
             }
         }
         self.last_placed.clear();
-        for p in &packed.placed {
-            for (_, id) in &p.ids {
+        for p in packed.placed {
+            for (_, id) in p.ids {
                 self.sent.insert(
-                    (msg_id, *id),
+                    (msg_id, id),
                     SentInfo {
                         tag: p.out.tag,
                         more_data: p.more_data,
                     },
                 );
             }
-            self.last_placed.push(p.out.clone());
+            self.last_placed.push(p.out);
         }
         self.msg_id = msg_id;
         self.phase = Phase::Waiting;

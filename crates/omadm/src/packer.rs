@@ -15,7 +15,9 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use omadm_wire::model::{Command, Data, Item, Location, Meta, SyncBody, SyncHdr, SyncMl};
+use omadm_wire::model::{
+    Command, Data, Item, ItemCommand, Location, Meta, SyncBody, SyncHdr, SyncMl,
+};
 use omadm_wire::{Encoding, StatusCode};
 
 use crate::error::SessionError;
@@ -84,6 +86,10 @@ pub(crate) struct Budget {
 }
 
 /// Builds the next message: `head`, then as much of `queue` as fits.
+///
+/// Nothing is cloned on the way: the message owns the commands while it is
+/// encoded, then they go back to [`Placed`]; an attempt that does not fit
+/// puts them back in the queue.
 pub(crate) fn pack<T: Clone>(
     header: SyncHdr,
     head: Vec<Command>,
@@ -93,18 +99,37 @@ pub(crate) fn pack<T: Clone>(
 ) -> Result<Packed<T>, SessionError> {
     let mut unsendable = Vec::new();
     if let Some(max_obj) = budget.max_obj_size {
-        queue.retain(|oc| {
+        let mut kept = VecDeque::with_capacity(queue.len());
+        for oc in queue.drain(..) {
             if !oc.continuation && object_size(&oc.cmd).is_some_and(|s| s > max_obj) {
                 unsendable.push(Unsendable {
-                    out: oc.clone(),
+                    out: oc,
                     status: StatusCode::REQUEST_ENTITY_TOO_LARGE,
                 });
-                false
             } else {
-                true
+                kept.push_back(oc);
             }
-        });
+        }
+        *queue = kept;
     }
+    let mut msg = SyncMl {
+        header,
+        body: SyncBody {
+            commands: head,
+            is_final: false,
+        },
+    };
+    let mut first_id = 1u32;
+    for c in &mut msg.body.commands {
+        number(c, &mut first_id);
+    }
+    let mut attempt = Attempt {
+        msg,
+        head_len: 0,
+        first_id,
+        final_if_drained,
+    };
+    attempt.head_len = attempt.msg.body.commands.len();
     // Most messages fit whole: try that first, with one encoding.
     if let Some(limit) = budget.max_msg_size {
         let data: usize = queue.iter().map(|oc| data_len(&oc.cmd)).sum();
@@ -113,27 +138,24 @@ pub(crate) fn pack<T: Clone>(
                 max_msg_size: None,
                 ..budget
             };
-            let (packed, undo) = pack_once(&header, &head, queue, final_if_drained, unlimited, 0)?;
+            let (mut packed, undo) = attempt.run(queue, unlimited, 0)?;
             if packed.body.len() <= limit {
-                let mut packed = packed;
                 packed.unsendable.extend(unsendable);
                 return Ok(packed);
             }
-            undo.apply(queue);
+            undo.apply(queue, packed);
         }
     }
     let mut slack = 0usize;
     loop {
-        let attempt = pack_once(&header, &head, queue, final_if_drained, budget, slack)?;
-        let (packed, undo) = attempt;
+        let (mut packed, undo) = attempt.run(queue, budget, slack)?;
         match budget.max_msg_size {
             Some(limit) if packed.body.len() > limit && !packed.placed.is_empty() => {
                 // The estimate missed: put everything back and retry tighter.
-                undo.apply(queue);
                 slack += packed.body.len() - limit + MARGIN;
+                undo.apply(queue, packed);
             }
             _ => {
-                let mut packed = packed;
                 packed.unsendable.extend(unsendable);
                 return Ok(packed);
             }
@@ -141,35 +163,51 @@ pub(crate) fn pack<T: Clone>(
     }
 }
 
-/// How to restore the queue after a failed attempt: the queue operations
-/// of the attempt, replayed backwards.
+/// How to restore the queue after an attempt that did not fit: what the
+/// attempt did to it, replayed backwards. Restored commands keep the CmdIDs
+/// the attempt gave them; every attempt numbers afresh.
 struct Undo<T> {
     log: Vec<Op<T>>,
 }
 
 enum Op<T> {
+    /// A command placed whole: it is the next one of `Packed::placed`, from
+    /// the end.
+    Placed,
+    /// A chunk placed: dropped (the original is logged before it).
+    Chunk,
+    /// A command judged unsendable: the next of `Packed::unsendable`.
+    Unsendable,
+    /// A command taken from the queue and replaced by what follows it.
     Popped(Box<OutCmd<T>>),
+    /// A command pushed to the front of the queue.
     Pushed,
 }
 
 impl<T> Undo<T> {
-    fn pop(&mut self, queue: &mut VecDeque<OutCmd<T>>) -> Option<OutCmd<T>>
-    where
-        T: Clone,
-    {
-        let oc = queue.pop_front()?;
-        self.log.push(Op::Popped(Box::new(oc.clone())));
-        Some(oc)
-    }
-
     fn push(&mut self, queue: &mut VecDeque<OutCmd<T>>, oc: OutCmd<T>) {
         queue.push_front(oc);
         self.log.push(Op::Pushed);
     }
 
-    fn apply(self, queue: &mut VecDeque<OutCmd<T>>) {
+    fn apply(self, queue: &mut VecDeque<OutCmd<T>>, packed: Packed<T>) {
+        let mut placed = packed.placed;
+        let mut unsendable = packed.unsendable;
         for op in self.log.into_iter().rev() {
             match op {
+                Op::Placed => {
+                    if let Some(p) = placed.pop() {
+                        queue.push_front(p.out);
+                    }
+                }
+                Op::Chunk => {
+                    placed.pop();
+                }
+                Op::Unsendable => {
+                    if let Some(u) = unsendable.pop() {
+                        queue.push_front(u.out);
+                    }
+                }
                 Op::Popped(oc) => queue.push_front(*oc),
                 Op::Pushed => {
                     queue.pop_front();
@@ -179,120 +217,151 @@ impl<T> Undo<T> {
     }
 }
 
-fn pack_once<T: Clone>(
-    header: &SyncHdr,
-    head: &[Command],
-    queue: &mut VecDeque<OutCmd<T>>,
+/// The message being assembled: the numbered head, then what is placed.
+struct Attempt {
+    msg: SyncMl,
+    head_len: usize,
+    /// The CmdID after the head's.
+    first_id: u32,
     final_if_drained: bool,
-    budget: Budget,
-    slack: usize,
-) -> Result<(Packed<T>, Undo<T>), SessionError> {
-    let enc = budget.encoding;
-    let mut next_id = 1u32;
-    let mut commands = Vec::with_capacity(head.len() + queue.len());
-    for c in head {
-        let mut c = c.clone();
-        number(&mut c, &mut next_id);
-        commands.push(c);
-    }
-    let mut placed = Vec::new();
-    let mut unsendable = Vec::new();
-    let mut undo = Undo { log: Vec::new() };
+}
 
-    match budget.max_msg_size {
-        None => {
-            while let Some(oc) = undo.pop(queue) {
-                place(oc, &mut next_id, &mut commands, &mut placed);
+impl Attempt {
+    fn run<T: Clone>(
+        &mut self,
+        queue: &mut VecDeque<OutCmd<T>>,
+        budget: Budget,
+        slack: usize,
+    ) -> Result<(Packed<T>, Undo<T>), SessionError> {
+        let enc = budget.encoding;
+        let head_len = self.head_len;
+        let mut next_id = self.first_id;
+        let mut placed = Vec::new();
+        let mut unsendable = Vec::new();
+        let mut undo = Undo { log: Vec::new() };
+        let commands = &mut self.msg.body.commands;
+        commands.truncate(head_len);
+
+        match budget.max_msg_size {
+            None => {
+                while let Some(oc) = queue.pop_front() {
+                    place(oc, &mut next_id, commands, &mut placed);
+                    undo.log.push(Op::Placed);
+                }
             }
-        }
-        Some(limit) => {
-            let base = encoded_len(header, &commands, true, enc);
-            let cap = limit.saturating_sub(MARGIN + slack);
-            let per_cmd = if enc == Encoding::Wbxml {
-                WBXML_SLACK
-            } else {
-                0
-            };
-            let mut used = base;
-            while let Some(oc) = undo.pop(queue) {
-                let mut probe = oc.cmd.clone();
-                let mut id = next_id;
-                number(&mut probe, &mut id);
-                let size = cmd_len(&probe, enc) + per_cmd;
-                if used + size <= cap {
-                    used += size;
-                    place(oc, &mut next_id, &mut commands, &mut placed);
-                    continue;
-                }
-                let fits_alone = base + size <= cap;
-                if fits_alone && !placed.is_empty() {
-                    undo.push(queue, oc);
-                    break;
-                }
-                // Too big for any message of this peer: split it.
-                let room = cap.saturating_sub(used + per_cmd);
-                match split(&oc, room, next_id, enc) {
-                    Some(Split::Separate(parts)) => {
-                        for cmd in parts.into_iter().rev() {
-                            let part = OutCmd {
-                                cmd,
+            Some(limit) => {
+                self.msg.body.is_final = true;
+                let base = omadm_wire::encode(&self.msg, enc).len();
+                let commands = &mut self.msg.body.commands;
+                let cap = limit.saturating_sub(MARGIN + slack);
+                let per_cmd = if enc == Encoding::Wbxml {
+                    WBXML_SLACK
+                } else {
+                    0
+                };
+                let mut used = base;
+                while let Some(oc) = queue.pop_front() {
+                    let mut probe = oc.cmd.clone();
+                    let mut id = next_id;
+                    number(&mut probe, &mut id);
+                    let size = cmd_len(&probe, enc) + per_cmd;
+                    if used + size <= cap {
+                        used += size;
+                        place(oc, &mut next_id, commands, &mut placed);
+                        undo.log.push(Op::Placed);
+                        continue;
+                    }
+                    let fits_alone = base + size <= cap;
+                    if fits_alone && !placed.is_empty() {
+                        queue.push_front(oc);
+                        break;
+                    }
+                    // Too big for any message of this peer: split it.
+                    let room = cap.saturating_sub(used + per_cmd);
+                    match split(&oc, room, next_id, enc) {
+                        Some(Split::Separate(parts)) => {
+                            let tag = oc.tag.clone();
+                            let continuation = oc.continuation;
+                            undo.log.push(Op::Popped(Box::new(oc)));
+                            for cmd in parts.into_iter().rev() {
+                                let part = OutCmd {
+                                    cmd,
+                                    tag: tag.clone(),
+                                    continuation,
+                                };
+                                undo.push(queue, part);
+                            }
+                        }
+                        Some(Split::Parts(first, rest)) => {
+                            let chunked = first.more_data_flag();
+                            let first = OutCmd {
+                                cmd: *first,
                                 tag: oc.tag.clone(),
                                 continuation: oc.continuation,
                             };
-                            undo.push(queue, part);
+                            let rest = OutCmd {
+                                cmd: *rest,
+                                tag: oc.tag.clone(),
+                                continuation: chunked || oc.continuation,
+                            };
+                            undo.log.push(Op::Popped(Box::new(oc)));
+                            place(first, &mut next_id, commands, &mut placed);
+                            undo.log.push(Op::Chunk);
+                            undo.push(queue, rest);
+                            // Nothing may follow a chunk in its message.
+                            break;
+                        }
+                        None if !placed.is_empty() => {
+                            queue.push_front(oc);
+                            break;
+                        }
+                        None if is_splittable(&oc.cmd) => {
+                            queue.push_front(oc);
+                            let failed = self.finish(enc, placed, unsendable, queue);
+                            undo.apply(queue, failed);
+                            return Err(SessionError::MaxMsgSizeTooSmall { limit });
+                        }
+                        None => {
+                            unsendable.push(Unsendable {
+                                out: oc,
+                                status: StatusCode::REQUEST_ENTITY_TOO_LARGE,
+                            });
+                            undo.log.push(Op::Unsendable);
                         }
                     }
-                    Some(Split::Parts(first, rest)) => {
-                        let chunked = first.more_data_flag();
-                        let first = OutCmd {
-                            cmd: *first,
-                            tag: oc.tag.clone(),
-                            continuation: oc.continuation,
-                        };
-                        place(first, &mut next_id, &mut commands, &mut placed);
-                        let rest = OutCmd {
-                            cmd: *rest,
-                            tag: oc.tag,
-                            continuation: chunked || oc.continuation,
-                        };
-                        undo.push(queue, rest);
-                        // Nothing may follow a chunk in its message.
-                        break;
-                    }
-                    None if !placed.is_empty() => {
-                        undo.push(queue, oc);
-                        break;
-                    }
-                    None if is_splittable(&oc.cmd) => {
-                        undo.push(queue, oc);
-                        undo.apply(queue);
-                        return Err(SessionError::MaxMsgSizeTooSmall { limit });
-                    }
-                    None => unsendable.push(Unsendable {
-                        out: oc,
-                        status: StatusCode::REQUEST_ENTITY_TOO_LARGE,
-                    }),
                 }
             }
         }
+        Ok((self.finish(enc, placed, unsendable, queue), undo))
     }
 
-    let is_final = final_if_drained && queue.is_empty();
-    let msg = SyncMl {
-        header: header.clone(),
-        body: SyncBody { commands, is_final },
-    };
-    let body = omadm_wire::encode(&msg, enc);
-    Ok((
+    /// Encodes the message, then hands the placed commands back to their
+    /// [`Placed`] entries.
+    fn finish<T>(
+        &mut self,
+        enc: Encoding,
+        mut placed: Vec<Placed<T>>,
+        unsendable: Vec<Unsendable<T>>,
+        queue: &VecDeque<OutCmd<T>>,
+    ) -> Packed<T> {
+        self.msg.body.is_final = self.final_if_drained && queue.is_empty();
+        let body = omadm_wire::encode(&self.msg, enc);
+        for (p, cmd) in placed
+            .iter_mut()
+            .zip(self.msg.body.commands.drain(self.head_len..))
+        {
+            p.out.cmd = cmd;
+        }
         Packed {
             body,
             placed,
             unsendable,
-        },
-        undo,
-    ))
+        }
+    }
 }
 
+/// Numbers `oc` and moves its command into the message; the [`Placed`]
+/// entry gets it back once the message is encoded.
 fn place<T>(
     mut oc: OutCmd<T>,
     next_id: &mut u32,
@@ -301,7 +370,10 @@ fn place<T>(
 ) {
     let ids = number(&mut oc.cmd, next_id);
     let more_data = oc.cmd.more_data_flag();
-    commands.push(oc.cmd.clone());
+    commands.push(std::mem::replace(
+        &mut oc.cmd,
+        Command::Get(ItemCommand::default()),
+    ));
     placed.push(Placed {
         out: oc,
         ids,
@@ -608,7 +680,7 @@ fn largest(lo: usize, hi: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omadm_wire::model::{ItemCommand, Results};
+    use omadm_wire::model::Results;
 
     fn replace(uri: &str, data: Data, format: Option<&str>) -> Command {
         Command::Replace(ItemCommand {
@@ -760,6 +832,63 @@ mod tests {
         assert_eq!(p.unsendable.len(), 1);
         assert!(p.placed.is_empty());
         assert!(msg(&p, Encoding::Xml).body.is_final);
+    }
+
+    #[test]
+    fn placed_commands_are_the_ones_sent_and_the_rest_stay_queued_unchanged() {
+        for (enc, limit) in [(Encoding::Xml, 900), (Encoding::Wbxml, 450)] {
+            let original: Vec<Command> = (0..12)
+                .map(|i| replace(&format!("./A/{i}"), Data::Text("v".repeat(30)), None))
+                .collect();
+            let mut q: VecDeque<_> = original
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, c)| OutCmd::new(c, i as u32))
+                .collect();
+            let head = vec![Command::Status(omadm_wire::model::Status {
+                cmd_id: 0,
+                msg_ref: Some(1),
+                cmd_ref: 0,
+                cmd: "SyncHdr".into(),
+                target_refs: vec![],
+                source_refs: vec![],
+                cred: None,
+                chal: None,
+                data: StatusCode::OK,
+                items: vec![],
+            })];
+            // The data fits the limit, the markup does not: the whole-message
+            // attempt is undone, then the message is filled one by one.
+            let budget = Budget {
+                encoding: enc,
+                max_msg_size: Some(limit),
+                max_obj_size: None,
+            };
+            let p = pack(hdr(), head, &mut q, true, budget).unwrap();
+            assert!(p.body.len() <= limit);
+            let sent = msg(&p, enc);
+            assert!(!sent.body.is_final);
+            assert_eq!(sent.body.commands.len(), 1 + p.placed.len());
+            for (pl, c) in p.placed.iter().zip(&sent.body.commands[1..]) {
+                assert_eq!(&pl.out.cmd, c);
+                assert_eq!(pl.ids, vec![(vec![], c.cmd_id())]);
+            }
+            let n = p.placed.len();
+            assert!(n > 0 && n < 12);
+            // Every attempt numbers afresh: CmdIDs aside, the rest is as queued.
+            let rest: Vec<Command> = q
+                .iter()
+                .map(|oc| {
+                    let mut c = oc.cmd.clone();
+                    c.set_cmd_id(0);
+                    c
+                })
+                .collect();
+            assert_eq!(rest, original[n..]);
+            let tags: Vec<u32> = q.iter().map(|oc| oc.tag).collect();
+            assert_eq!(tags, (n as u32..12).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -912,20 +912,20 @@ impl ServerSession {
             end = Some(ServerOutcome::Completed);
         }
         self.last_placed.clear();
-        for p in &packed.placed {
+        for p in packed.placed {
             if let Tag::Caller(id) = p.out.tag {
-                for (path, cmd_id) in &p.ids {
+                for (path, cmd_id) in p.ids {
                     self.sent.insert(
-                        (msg_id, *cmd_id),
+                        (msg_id, cmd_id),
                         SentInfo {
                             id,
-                            path: path.clone(),
+                            path,
                             more_data: p.more_data,
                         },
                     );
                 }
             }
-            self.last_placed.push(p.out.clone());
+            self.last_placed.push(p.out);
         }
         self.msg_id = msg_id;
         self.verifier.commit();
