@@ -23,7 +23,8 @@
 //! session's time counts from when it was due. DevDetail reads are off,
 //! so each session carries exactly the queued Gets. `--synchronous` sets
 //! `database.sqlite_synchronous` of the server (default `full`); the setup
-//! always writes with `normal`, it is not what is measured. Each concurrent
+//! always writes with `normal`, it is not what is measured.
+//! `--writer-cache-mib M` sets `database.sqlite_writer_cache_mib`. Each concurrent
 //! device holds two sockets in this process: 1,000 devices need an
 //! open-file limit above 2,000 (`ulimit -n`).
 #![expect(
@@ -61,6 +62,8 @@ struct Args {
     /// Open loop: sessions started per second (0: each device starts its
     /// session as soon as one of the `concurrency` slots is free).
     rate: f64,
+    /// `database.sqlite_writer_cache_mib` (unset: the server's default).
+    writer_cache_mib: Option<u32>,
 }
 
 fn args() -> Args {
@@ -72,6 +75,7 @@ fn args() -> Args {
         pool: None,
         synchronous: SqliteSync::Full,
         rate: 0.0,
+        writer_cache_mib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +87,7 @@ fn args() -> Args {
             "--database-url" => a.database_url = Some(value()),
             "--pool" => a.pool = Some(value().parse().expect("number")),
             "--rate" => a.rate = value().parse().expect("sessions per second"),
+            "--writer-cache-mib" => a.writer_cache_mib = Some(value().parse().expect("MiB")),
             "--synchronous" => {
                 a.synchronous = match value().as_str() {
                     "full" => SqliteSync::Full,
@@ -92,7 +97,7 @@ fn args() -> Args {
             }
             other => panic!(
                 "unknown flag {other}; use --sessions N --concurrency C --gets G --database-url URL \
-                 --pool N --synchronous full|normal --rate R"
+                 --pool N --synchronous full|normal --rate R --writer-cache-mib M"
             ),
         }
     }
@@ -141,6 +146,7 @@ async fn main() {
     });
     config.database.pg_schema = schema.clone();
     config.database.sqlite_synchronous = a.synchronous;
+    config.database.sqlite_writer_cache_mib = a.writer_cache_mib;
     // Setup through a store of its own (on SQLite without an fsync per
     // device); the server opens the same database afterwards.
     let mut setup_config = config.store_config();

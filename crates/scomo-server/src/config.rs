@@ -154,6 +154,9 @@ pub struct DatabaseConfig {
     /// SQLite durability: `full` (default; a commit survives power loss) or
     /// `normal` (survives a crash of the process only).
     pub sqlite_synchronous: crate::store::SqliteSync,
+    /// SQLite: the page cache of the writer connection, MiB (default 128;
+    /// filled only as pages are touched).
+    pub sqlite_writer_cache_mib: Option<u32>,
 }
 
 /// DM session settings.
@@ -385,6 +388,15 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(mib) = self.database.sqlite_writer_cache_mib {
+            if !(1..=65536).contains(&mib) {
+                return Err(invalid(
+                    "database.sqlite_writer_cache_mib",
+                    &mib.to_string(),
+                    "must be 1 to 65536 (MiB)",
+                ));
+            }
+        }
         if self.dm.max_msg_size < 1024 {
             return Err(invalid(
                 "dm.max_msg_size",
@@ -477,6 +489,9 @@ impl Config {
         c.max_connections = self.database.max_connections;
         c.pg_schema = self.database.pg_schema.clone();
         c.sqlite_synchronous = self.database.sqlite_synchronous;
+        if let Some(mib) = self.database.sqlite_writer_cache_mib {
+            c.sqlite_writer_cache_mib = mib;
+        }
         c
     }
 
@@ -647,6 +662,20 @@ mod tests {
             Config::from_toml("[downloads]\nurl_ttl_secs = 60\nmax_upload_bytes = 4096").unwrap();
         assert_eq!(c.download_url_ttl(), Duration::from_secs(60));
         assert_eq!(c.downloads.max_upload_bytes, 4096);
+    }
+
+    #[test]
+    fn the_writer_cache_is_a_setting_within_bounds() {
+        assert_eq!(
+            Config::default().store_config().sqlite_writer_cache_mib,
+            crate::store::DEFAULT_SQLITE_WRITER_CACHE_MIB
+        );
+        let c = Config::from_toml("[database]\nsqlite_writer_cache_mib = 32").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.store_config().sqlite_writer_cache_mib, 32);
+        let c = Config::from_toml("[database]\nsqlite_writer_cache_mib = 0").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("database.sqlite_writer_cache_mib"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub const KEYS: &[KeyDoc] = &[
     flag("tls.key", "path", "tls-key", "SCOMO_TLS_KEY", "PEM private key (PKCS#8, PKCS#1 or SEC1); set both `tls.cert` and `tls.key` or neither."),
     key("database.max_connections", "integer", "Pool size; unset: 4 for SQLite, 10 for PostgreSQL."),
     flag("database.pg_schema", "string", "database-schema", "SCOMO_DATABASE_SCHEMA", "PostgreSQL schema to use (created if missing); unset: the default `search_path`. Lets several deployments (or test runs) share a database server."),
+    key("database.sqlite_writer_cache_mib", "integer", "SQLite: the page cache of the connection every write goes through, in MiB (1 to 65536; default 128, filled only as pages are touched). Large fleets on long-running servers gain from a cache that holds their indexes; a small server can lower it."),
     key("database.sqlite_synchronous", "string", "SQLite durability: `full` (every commit is on disk before the response that depends on it leaves; survives power loss) or `normal` (the WAL is synced at checkpoints: survives a crash of the server, a power loss may lose the last commits). Concurrent sessions share each commit either way."),
     flag("dm.max_msg_size", "integer", "max-msg-size", "SCOMO_MAX_MSG_SIZE", "MaxMsgSize the server advertises (bytes, at least 1024); bigger requests are refused with 413."),
     key("dm.max_obj_size", "integer", "MaxObjSize the server advertises (large objects from devices; at least `dm.max_msg_size`)."),

@@ -21,7 +21,19 @@ pub struct StoreConfig {
     pub pg_schema: Option<String>,
     /// SQLite: when a commit reaches the disk (`PRAGMA synchronous`).
     pub sqlite_synchronous: SqliteSync,
+    /// SQLite: the page cache of the connection every write goes through,
+    /// in MiB (filled only as pages are touched).
+    pub sqlite_writer_cache_mib: u32,
 }
+
+/// The default of [`StoreConfig::sqlite_writer_cache_mib`]: every write of a
+/// session or job walks the same few tables and indexes, and a page missing
+/// from the cache is a `pread` on the writer thread, the one thread every
+/// write waits for. 128 MiB holds the index pages a campaign over 100,000
+/// devices touches: with 32 MiB that campaign ran at 463 devices/s against
+/// 503, with 10 % more server CPU. A short burst on a fresh database runs
+/// about 5 % faster with 32 MiB (fewer new pages to take in).
+pub const DEFAULT_SQLITE_WRITER_CACHE_MIB: u32 = 128;
 
 /// SQLite's durability level (`PRAGMA synchronous` in WAL mode).
 #[derive(
@@ -52,6 +64,7 @@ impl StoreConfig {
             busy_timeout: Duration::from_secs(10),
             pg_schema: None,
             sqlite_synchronous: SqliteSync::Full,
+            sqlite_writer_cache_mib: DEFAULT_SQLITE_WRITER_CACHE_MIB,
         }
     }
 }

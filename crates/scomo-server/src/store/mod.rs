@@ -90,7 +90,7 @@ pub use campaigns_model::{
     CampaignId, CampaignMember, CampaignRecord, CampaignUpdate, FinishedMemberJob, MemberOutcome,
     NewCampaign,
 };
-pub use config::{SqliteSync, StoreConfig};
+pub use config::{SqliteSync, StoreConfig, DEFAULT_SQLITE_WRITER_CACHE_MIB};
 pub use error::{Result, StoreError};
 pub use jobs_model::{
     CatalogRule, Delivery, Inventory, InventoryEntry, InventoryKind, Job, JobEvent, JobFilter,

@@ -43,6 +43,8 @@ pub(crate) struct LiteOptions {
     pub(crate) path: PathBuf,
     pub(crate) synchronous: SqliteSync,
     pub(crate) busy_timeout: Duration,
+    /// The writer connection's page cache, MiB.
+    pub(crate) writer_cache_mib: u32,
 }
 
 impl LiteOptions {

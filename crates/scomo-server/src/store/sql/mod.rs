@@ -273,6 +273,7 @@ async fn open_sqlite(config: &StoreConfig) -> Result<SqlStore> {
         path: options.get_filename().to_owned(),
         synchronous: config.sqlite_synchronous,
         busy_timeout: config.busy_timeout,
+        writer_cache_mib: config.sqlite_writer_cache_mib,
     };
     // Held by the writer (and so by the store) for as long as it runs.
     let gate = sqlite_gate(options.get_filename());

@@ -583,19 +583,7 @@ impl CommandQueue for SqlStore {
                      WHERE id IN (SELECT id FROM picked) RETURNING ",
                     batch_cols!()
                 ),
-                // SQLite compares text bytewise: the owner range walks the
-                // owner index over this prefix only, not every finished
-                // batch nobody polls for (a scan, under the write lock).
-                concat!(
-                    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
-                     WHERE finished_at IS NOT NULL AND reported_at IS NULL \
-                     AND (lease_until IS NULL OR lease_until <= $3) \
-                     AND owner >= $4 AND owner < $6 \
-                     AND substr(owner, 1, length($4)) = $4 ORDER BY id LIMIT $5) \
-                     UPDATE command_batches SET lease_owner = $1, lease_until = $2 \
-                     WHERE id IN (SELECT id FROM picked) RETURNING ",
-                    batch_cols!()
-                ),
+                POLL_FINISHED_LITE,
             ))
             .bind(&lease.consumer)
             .bind(ts(lease.until))
@@ -691,6 +679,21 @@ pub(crate) fn check_index(index: u32, n: i64) -> Result<()> {
     Ok(())
 }
 
+/// `poll_finished` on SQLite. SQLite compares text bytewise: the owner
+/// range walks the index of unreported batches (migration 0005) over this
+/// prefix only, not every finished batch nobody polls for, nor every batch
+/// the prefix ever had (a scan, under the write lock).
+const POLL_FINISHED_LITE: &str = concat!(
+    "WITH picked AS MATERIALIZED (SELECT id FROM command_batches \
+     WHERE finished_at IS NOT NULL AND reported_at IS NULL \
+     AND (lease_until IS NULL OR lease_until <= $3) \
+     AND owner >= $4 AND owner < $6 \
+     AND substr(owner, 1, length($4)) = $4 ORDER BY id LIMIT $5) \
+     UPDATE command_batches SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM picked) RETURNING ",
+    batch_cols!()
+);
+
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(
     what: &'static str,
     value: &T,
@@ -778,6 +781,33 @@ mod tests {
         );
         let back: Vec<Command> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, vec![add_pkg_id()]);
+    }
+
+    /// The worker's poll must not walk every batch its prefix ever had.
+    #[tokio::test]
+    async fn polling_finished_batches_walks_the_unreported_ones_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = crate::store::SqlStore::open(&crate::store::StoreConfig::new(url))
+            .await
+            .unwrap();
+        store.close().await;
+        let c = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+        let mut plan = String::new();
+        let mut stmt = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {POLL_FINISHED_LITE}"))
+            .unwrap();
+        let mut rows = stmt
+            .query(rusqlite::params!["w", 2, 1, "job:", 100, "job;"])
+            .unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            plan.push_str(&r.get::<_, String>(3).unwrap());
+            plan.push('\n');
+        }
+        assert!(
+            plan.contains("USING INDEX command_batches_unreported (owner>? AND owner<?)"),
+            "{plan}"
+        );
     }
 
     #[test]

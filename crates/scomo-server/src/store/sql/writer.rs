@@ -59,15 +59,6 @@ enum Msg {
     Stop,
 }
 
-/// The writer's page cache (KiB; SQLite's default is 2 MiB): every write
-/// of a session or job walks the same few tables and indexes, and a page
-/// missing from the cache is a `pread` on the writer thread, the one
-/// thread every write waits for. 128 MiB holds the index pages a campaign
-/// over 100,000 devices touches (its database is near 2 GB): with 32 MiB
-/// the same campaign ran at 463 devices/s against 503, with 10 % more
-/// server CPU. The cache fills only as pages are touched.
-const WRITER_CACHE: &str = "PRAGMA cache_size = -131072";
-
 /// The handle callers submit jobs through.
 #[derive(Debug)]
 pub(crate) struct GroupWriter {
@@ -79,7 +70,10 @@ impl GroupWriter {
     /// transaction takes its turn at `gate` (see [`super::GatePool`]).
     pub(crate) fn spawn(options: &LiteOptions, gate: Arc<Mutex<()>>) -> Result<GroupWriter> {
         let conn = options.open()?;
-        conn.execute_batch(WRITER_CACHE)?;
+        // The writer's page cache (SQLite's default is 2 MiB; see
+        // `DEFAULT_SQLITE_WRITER_CACHE_MIB`). Negative: a size in KiB.
+        let kib = i64::from(options.writer_cache_mib) * 1024;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("scomo-sqlite-writer".into())
@@ -301,6 +295,7 @@ mod tests {
             path,
             synchronous: SqliteSync::Full,
             busy_timeout: Duration::from_secs(5),
+            writer_cache_mib: 2,
         };
         let gate = Arc::new(Mutex::new(()));
         let w = GroupWriter::spawn(&options, gate.clone()).expect("writer");
