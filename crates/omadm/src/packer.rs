@@ -846,18 +846,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, c)| OutCmd::new(c, i as u32))
                 .collect();
-            let head = vec![Command::Status(omadm_wire::model::Status {
-                cmd_id: 0,
-                msg_ref: Some(1),
-                cmd_ref: 0,
-                cmd: "SyncHdr".into(),
-                target_refs: vec![],
-                source_refs: vec![],
-                cred: None,
-                chal: None,
-                data: StatusCode::OK,
-                items: vec![],
-            })];
+            let head = vec![Command::Status(crate::common::header_status(
+                &hdr(),
+                StatusCode::OK,
+                None,
+            ))];
             // The data fits the limit, the markup does not: the whole-message
             // attempt is undone, then the message is filled one by one.
             let budget = Budget {
