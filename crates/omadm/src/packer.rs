@@ -124,12 +124,11 @@ pub(crate) fn pack<T: Clone>(
         number(c, &mut first_id);
     }
     let mut attempt = Attempt {
+        head_len: msg.body.commands.len(),
         msg,
-        head_len: 0,
         first_id,
         final_if_drained,
     };
-    attempt.head_len = attempt.msg.body.commands.len();
     // Most messages fit whole: try that first, with one encoding.
     if let Some(limit) = budget.max_msg_size {
         let data: usize = queue.iter().map(|oc| data_len(&oc.cmd)).sum();
@@ -143,7 +142,7 @@ pub(crate) fn pack<T: Clone>(
                 packed.unsendable.extend(unsendable);
                 return Ok(packed);
             }
-            undo.apply(queue, packed);
+            undo.apply(queue, packed.placed, packed.unsendable);
         }
     }
     let mut slack = 0usize;
@@ -153,7 +152,7 @@ pub(crate) fn pack<T: Clone>(
             Some(limit) if packed.body.len() > limit && !packed.placed.is_empty() => {
                 // The estimate missed: put everything back and retry tighter.
                 slack += packed.body.len() - limit + MARGIN;
-                undo.apply(queue, packed);
+                undo.apply(queue, packed.placed, packed.unsendable);
             }
             _ => {
                 packed.unsendable.extend(unsendable);
@@ -190,9 +189,12 @@ impl<T> Undo<T> {
         self.log.push(Op::Pushed);
     }
 
-    fn apply(self, queue: &mut VecDeque<OutCmd<T>>, packed: Packed<T>) {
-        let mut placed = packed.placed;
-        let mut unsendable = packed.unsendable;
+    fn apply(
+        self,
+        queue: &mut VecDeque<OutCmd<T>>,
+        mut placed: Vec<Placed<T>>,
+        mut unsendable: Vec<Unsendable<T>>,
+    ) {
         for op in self.log.into_iter().rev() {
             match op {
                 Op::Placed => {
@@ -317,8 +319,8 @@ impl Attempt {
                         }
                         None if is_splittable(&oc.cmd) => {
                             queue.push_front(oc);
-                            let failed = self.finish(enc, placed, unsendable, queue);
-                            undo.apply(queue, failed);
+                            self.hand_back(&mut placed);
+                            undo.apply(queue, placed, unsendable);
                             return Err(SessionError::MaxMsgSizeTooSmall { limit });
                         }
                         None => {
@@ -335,8 +337,7 @@ impl Attempt {
         Ok((self.finish(enc, placed, unsendable, queue), undo))
     }
 
-    /// Encodes the message, then hands the placed commands back to their
-    /// [`Placed`] entries.
+    /// Encodes the message, then hands the placed commands back.
     fn finish<T>(
         &mut self,
         enc: Encoding,
@@ -346,16 +347,22 @@ impl Attempt {
     ) -> Packed<T> {
         self.msg.body.is_final = self.final_if_drained && queue.is_empty();
         let body = omadm_wire::encode(&self.msg, enc);
+        self.hand_back(&mut placed);
+        Packed {
+            body,
+            placed,
+            unsendable,
+        }
+    }
+
+    /// Moves the placed commands out of the message back to their
+    /// [`Placed`] entries, leaving the head.
+    fn hand_back<T>(&mut self, placed: &mut [Placed<T>]) {
         for (p, cmd) in placed
             .iter_mut()
             .zip(self.msg.body.commands.drain(self.head_len..))
         {
             p.out.cmd = cmd;
-        }
-        Packed {
-            body,
-            placed,
-            unsendable,
         }
     }
 }
@@ -882,6 +889,28 @@ mod tests {
             let tags: Vec<u32> = q.iter().map(|oc| oc.tag).collect();
             assert_eq!(tags, (n as u32..12).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_limit_too_small_for_any_chunk_leaves_the_queue_as_it_was() {
+        let cmd = replace("./Big", Data::Text("x".repeat(100)), None);
+        let mut q = VecDeque::from([OutCmd::new(cmd.clone(), 9u32)]);
+        let budget = Budget {
+            encoding: Encoding::Xml,
+            max_msg_size: Some(150),
+            max_obj_size: None,
+        };
+        let e = pack(hdr(), vec![], &mut q, true, budget).unwrap_err();
+        assert!(
+            matches!(e, SessionError::MaxMsgSizeTooSmall { limit: 150 }),
+            "{e}"
+        );
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].tag, 9);
+        // CmdIDs aside (every attempt numbers afresh), the command is as queued.
+        let mut back = q[0].cmd.clone();
+        back.set_cmd_id(0);
+        assert_eq!(back, cmd);
     }
 
     #[test]
