@@ -20,7 +20,8 @@
 //! closed loop (a new session as soon as one of the C slots is free: the
 //! server's most sessions/s); with `--rate R` sessions are due at R per
 //! second whatever the server does (open loop), up to C in flight, and a
-//! session's time counts from when it was due. DevDetail reads are off,
+//! session's time counts from when it was due (closed loop: from when it
+//! got one of the C slots). DevDetail reads are off,
 //! so each session carries exactly the queued Gets. `--synchronous` sets
 //! `database.sqlite_synchronous` of the server (default `full`); the setup
 //! always writes with `normal`, it is not what is measured.
@@ -229,8 +230,9 @@ async fn main() {
             if let Some(due) = due {
                 tokio::time::sleep_until(due).await;
             }
-            let from = due.map(|d| d.into_std()).unwrap_or_else(Instant::now);
             let _permit = gate.acquire_owned().await.unwrap();
+            // Closed loop: from when the session got its slot.
+            let from = due.map(|d| d.into_std()).unwrap_or_else(Instant::now);
             use std::sync::atomic::Ordering::Relaxed;
             most.fetch_max(in_flight.fetch_add(1, Relaxed) + 1, Relaxed);
             let (ok, lat, _) = session(&http, &url, &format!("load-{i:06}"), i).await;
