@@ -7,7 +7,7 @@
 //!  claim leases ─▶ restore planners (members from the store)
 //!     │
 //!     ├─ operator command (pause/resume/cancel, left by any node's API)
-//!     ├─ finished jobs ─▶ finish_members ─▶ Planner::job_finished
+//!     ├─ finished jobs (campaign_finished) ─▶ finish_members ─▶ Planner::job_finished
 //!     ├─ new matching devices ─▶ add_members ─▶ Planner::add_devices
 //!     ├─ Planner::next_actions ─▶ start_members ─▶ create_job (origin campaign)
 //!     │                             ─▶ set_member_jobs

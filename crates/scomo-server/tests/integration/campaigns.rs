@@ -262,6 +262,60 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
         ("d1", JobState::Cancelled)
     );
 
+    // A job over before it is recorded for its member counts all the same.
+    let job = store
+        .create_job(
+            &NewJob {
+                device_id: "d3".into(),
+                op: JobOp::Activate,
+                pkg_id: None,
+                component_id: Some("app".into()),
+                delivery: Delivery::None,
+                origin: JobOrigin::Campaign,
+                state: JobState::Queued,
+                plan: "{}".into(),
+                locks: vec![],
+                wake_at: None,
+                deadline_at: None,
+            },
+            t(9),
+        )
+        .await
+        .unwrap();
+    store
+        .start_members(c.id, &[("d3".into(), 0)], t(9))
+        .await
+        .unwrap();
+    let mut u = JobUpdate::keep(&job);
+    u.state = JobState::Succeeded;
+    store
+        .update_job(job.id, job.rev, &u, t(10))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_member_jobs(c.id, &[("d3".into(), job.id)])
+        .await
+        .unwrap();
+    let done = store.finished_member_jobs(c.id, 10).await.unwrap();
+    let got: Vec<_> = done
+        .iter()
+        .map(|d| (d.device_id.as_str(), d.job_id, d.state))
+        .collect();
+    assert_eq!(
+        got[1..],
+        [("d3", job.id, JobState::Succeeded)],
+        "after d1: {got:?}"
+    );
+    // Each is reported until its outcome is recorded, then never again.
+    let rows: Vec<_> = ["d1", "d3"].map(|d| (d.to_owned(), o.clone())).into();
+    assert_eq!(store.finish_members(c.id, &rows, t(11)).await.unwrap(), 2);
+    assert!(store
+        .finished_member_jobs(c.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
     // Deployed versions of a component, for version filters.
     let entry = |v: Option<&str>| InventoryEntry {
         kind: Some(InventoryKind::Deployed),

@@ -54,6 +54,23 @@ const SET_MEMBER_JOB: &str =
 const FINISH_MEMBER: &str = "UPDATE campaign_devices SET outcome = $3, result_code = $4, \
      class = $5, epoch = $6, finished_at = $7 \
      WHERE campaign_id = $1 AND device_id = $2 AND outcome IS NULL";
+/// The member's row in `campaign_finished` goes once its outcome is in.
+const CLEAR_FINISHED: &str = "DELETE FROM campaign_finished WHERE campaign_id = $1 AND job_id = \
+     (SELECT job_id FROM campaign_devices WHERE campaign_id = $1 AND device_id = $2)";
+/// Whether job $1 is over (no row: deleted with its device). PostgreSQL
+/// locks it, so that recording a member's job and ending that job in two
+/// concurrent transactions cannot both miss the other: whichever comes
+/// second sees the first.
+const JOB_ENDED: &str = "SELECT finished_at FROM jobs WHERE id = $1";
+const JOB_ENDED_PG: &str = "SELECT finished_at FROM jobs WHERE id = $1 FOR SHARE";
+const NOTE_MEMBER_ENDED: &str = "INSERT INTO campaign_finished (campaign_id, job_id) \
+     VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// The job $1 is over: queued for its campaign's owner when a running
+/// member has it (written in the transaction that ends the job).
+pub(crate) const NOTE_JOB_ENDED: &str = "INSERT INTO campaign_finished (campaign_id, job_id) \
+     SELECT campaign_id, job_id FROM campaign_devices WHERE job_id = $1 AND outcome IS NULL \
+     ON CONFLICT DO NOTHING";
+const CLEAR_CAMPAIGN_FINISHED: &str = "DELETE FROM campaign_finished WHERE campaign_id = $1";
 
 #[derive(sqlx::FromRow)]
 struct CampaignRow {
@@ -319,7 +336,7 @@ impl CampaignStore for SqlStore {
             let (owner, u) = (owner.to_owned(), u.clone());
             let n = writer
                 .write(move |c| {
-                    lite::exec(
+                    let n = lite::exec(
                         c,
                         SAVE_CAMPAIGN,
                         &[
@@ -333,13 +350,19 @@ impl CampaignStore for SqlStore {
                             &ts(now),
                             &i64::from(u.finished),
                         ],
-                    )
+                    )?;
+                    if n > 0 && u.finished {
+                        // Ends of members that got an outcome some other way.
+                        lite::exec(c, CLEAR_CAMPAIGN_FINISHED, &[&id.0])?;
+                    }
+                    Ok(n)
                 })
                 .await?;
             return Ok(n > 0);
         }
-        let n = with_pool!(self, |pool, _pg| {
-            sqlx::query(SAVE_CAMPAIGN)
+        let n = with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            let n = sqlx::query(SAVE_CAMPAIGN)
                 .bind(id.0)
                 .bind(owner)
                 .bind(&u.state)
@@ -349,9 +372,17 @@ impl CampaignStore for SqlStore {
                 .bind(&u.status)
                 .bind(ts(now))
                 .bind(i64::from(u.finished))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n > 0 && u.finished {
+                sqlx::query(CLEAR_CAMPAIGN_FINISHED)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            n
         });
         Ok(n > 0)
     }
@@ -459,6 +490,14 @@ impl CampaignStore for SqlStore {
                 .write(move |c| {
                     for (device, job) in &jobs {
                         lite::exec(c, SET_MEMBER_JOB, &[&id.0, device, &job.0])?;
+                        // A job that is over already was not queued when it
+                        // ended (its member had no job yet).
+                        let ended =
+                            lite::first(c, JOB_ENDED, &[&job.0], |r| r.get::<_, Option<i64>>(0))?;
+                        // Gone with its device, or finished.
+                        if ended.is_none_or(|finished| finished.is_some()) {
+                            lite::exec(c, NOTE_MEMBER_ENDED, &[&id.0, &job.0])?;
+                        }
                     }
                     Ok(())
                 })
@@ -473,6 +512,19 @@ impl CampaignStore for SqlStore {
                     .bind(job.0)
                     .execute(&mut *tx)
                     .await?;
+                let ended: Option<Option<i64>> =
+                    sqlx::query_scalar(if pg { JOB_ENDED_PG } else { JOB_ENDED })
+                        .bind(job.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                // Gone with its device, or finished.
+                if ended.is_none_or(|finished| finished.is_some()) {
+                    sqlx::query(NOTE_MEMBER_ENDED)
+                        .bind(id.0)
+                        .bind(job.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
         });
@@ -507,6 +559,7 @@ impl CampaignStore for SqlStore {
                                 &ts(now),
                             ],
                         )?;
+                        lite::exec(c, CLEAR_FINISHED, &[&id.0, device])?;
                     }
                     Ok(n)
                 })
@@ -527,6 +580,11 @@ impl CampaignStore for SqlStore {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                sqlx::query(CLEAR_FINISHED)
+                    .bind(id.0)
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             n
@@ -542,11 +600,15 @@ impl CampaignStore for SqlStore {
         let limit = i64::from(limit.max(1));
         // A job deleted with its device counts as cancelled.
         let rows: Vec<FinishedRow> = with_pool!(self, |pool, _pg| {
+            // What the jobs' ends queued (`campaign_finished`): never a walk
+            // over the members still running.
             sqlx::query_as(
-                "SELECT m.device_id, m.job_id, j.state, j.result_code \
-                 FROM campaign_devices m LEFT JOIN jobs j ON j.id = m.job_id \
-                 WHERE m.campaign_id = $1 AND m.job_id IS NOT NULL AND m.outcome IS NULL \
-                 AND (j.id IS NULL OR j.finished_at IS NOT NULL) ORDER BY m.seq LIMIT $2",
+                "SELECT m.device_id, f.job_id, j.state, j.result_code \
+                 FROM campaign_finished f \
+                 JOIN campaign_devices m ON m.campaign_id = f.campaign_id \
+                 AND m.job_id = f.job_id AND m.outcome IS NULL \
+                 LEFT JOIN jobs j ON j.id = f.job_id \
+                 WHERE f.campaign_id = $1 ORDER BY f.job_id LIMIT $2",
             )
             .bind(id.0)
             .bind(limit)

@@ -267,12 +267,31 @@ impl DeviceStore for SqlStore {
     }
 
     async fn delete_device(&self, id: &str) -> Result<bool> {
-        with_pool!(self, |pool, _pg| {
+        with_pool!(self, |pool, pg| {
+            let mut tx = begin_write!(pool, pg);
+            // Its jobs go with it (ON DELETE CASCADE): those of campaign
+            // members end here, for their campaigns to count as cancelled.
+            // Locked first on PostgreSQL (see `set_member_jobs`).
+            let running: Vec<i64> = sqlx::query_scalar(if pg {
+                "SELECT id FROM jobs WHERE device_id = $1 AND finished_at IS NULL FOR UPDATE"
+            } else {
+                "SELECT id FROM jobs WHERE device_id = $1 AND finished_at IS NULL"
+            })
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
             let n = sqlx::query("DELETE FROM devices WHERE id = $1")
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            for job in running {
+                sqlx::query(super::campaigns::NOTE_JOB_ENDED)
+                    .bind(job)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             Ok(n > 0)
         })
     }

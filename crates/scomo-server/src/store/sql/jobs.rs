@@ -437,6 +437,7 @@ impl JobStore for SqlStore {
                     };
                     if terminal {
                         lite::exec(c, DELETE_JOB_LOCKS, &[&id.0])?;
+                        lite::exec(c, super::campaigns::NOTE_JOB_ENDED, &[&id.0])?;
                     }
                     if let Some(msg) = &update.event {
                         lite::exec(
@@ -516,6 +517,10 @@ impl JobStore for SqlStore {
             };
             if terminal {
                 sqlx::query(DELETE_JOB_LOCKS)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::campaigns::NOTE_JOB_ENDED)
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;
