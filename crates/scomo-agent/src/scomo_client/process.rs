@@ -39,6 +39,9 @@ pub(crate) fn run(
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
+    // A group of its own, so that a timeout ends what it started as well
+    // (a script's children would go on running, holding its output open).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
@@ -58,6 +61,7 @@ pub(crate) fn run(
         match child.try_wait() {
             Ok(Some(st)) => break st,
             Ok(None) if start.elapsed() >= timeout => {
+                kill_group(&child);
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("{program} did not finish within {timeout:?}"));
@@ -72,6 +76,16 @@ pub(crate) fn run(
         code: status.code(),
         stdout,
     })
+}
+
+/// Kills the child's process group (the child leads it: `process_group(0)`).
+fn kill_group(child: &std::process::Child) {
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let pid = Pid::from_child(child);
+    // kill(-1) would signal every process we may signal: never.
+    if pid != Pid::INIT {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +119,39 @@ mod tests {
             Duration::from_secs(1)
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_timeout_ends_what_the_program_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        // The shell waits on a child of its own, which holds its stdout.
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let err = run(&sh(&script), &[], None, Duration::from_millis(1500)).unwrap_err();
+        assert!(err.contains("did not finish"), "{err}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL was sent to the group before run returned: the child is
+        // dead (a zombie until its new parent reaps it) or gone. Polled, as
+        // the kernel finishes the kill asynchronously.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().next())
+                        .map(str::to_owned)
+                });
+            match state.as_deref() {
+                None | Some("Z" | "X") => break,
+                Some(s) => assert!(Instant::now() < deadline, "sleep {pid} still {s}"),
+            }
+            std::thread::yield_now();
+        }
     }
 }
