@@ -150,25 +150,7 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
     );
 
     // A started job's outcome shows up once the job is over.
-    let job = store
-        .create_job(
-            &NewJob {
-                device_id: "d2".into(),
-                op: JobOp::Activate,
-                pkg_id: None,
-                component_id: Some("app".into()),
-                delivery: Delivery::None,
-                origin: JobOrigin::Campaign,
-                state: JobState::Queued,
-                plan: "{}".into(),
-                locks: vec![],
-                wake_at: None,
-                deadline_at: None,
-            },
-            t(4),
-        )
-        .await
-        .unwrap();
+    let job = store.create_job(&campaign_job("d2"), t(4)).await.unwrap();
     store
         .start_members(c.id, &[("d2".into(), 0)], t(4))
         .await
@@ -228,25 +210,7 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
     );
 
     // A member whose device (and so its job) is deleted counts as cancelled.
-    let job = store
-        .create_job(
-            &NewJob {
-                device_id: "d1".into(),
-                op: JobOp::Activate,
-                pkg_id: None,
-                component_id: Some("app".into()),
-                delivery: Delivery::None,
-                origin: JobOrigin::Campaign,
-                state: JobState::Queued,
-                plan: "{}".into(),
-                locks: vec![],
-                wake_at: None,
-                deadline_at: None,
-            },
-            t(8),
-        )
-        .await
-        .unwrap();
+    let job = store.create_job(&campaign_job("d1"), t(8)).await.unwrap();
     store
         .start_members(c.id, &[("d1".into(), 0)], t(8))
         .await
@@ -263,25 +227,7 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
     );
 
     // A job over before it is recorded for its member counts all the same.
-    let job = store
-        .create_job(
-            &NewJob {
-                device_id: "d3".into(),
-                op: JobOp::Activate,
-                pkg_id: None,
-                component_id: Some("app".into()),
-                delivery: Delivery::None,
-                origin: JobOrigin::Campaign,
-                state: JobState::Queued,
-                plan: "{}".into(),
-                locks: vec![],
-                wake_at: None,
-                deadline_at: None,
-            },
-            t(9),
-        )
-        .await
-        .unwrap();
+    let job = store.create_job(&campaign_job("d3"), t(9)).await.unwrap();
     store
         .start_members(c.id, &[("d3".into(), 0)], t(9))
         .await
@@ -345,4 +291,21 @@ pub(crate) async fn members_selection_and_outcomes(db: &impl Db) {
             ("x9".to_owned(), None)
         ]
     );
+}
+
+/// A queued campaign job for `device` (Activate of component `app`).
+fn campaign_job(device: &str) -> NewJob {
+    NewJob {
+        device_id: device.into(),
+        op: JobOp::Activate,
+        pkg_id: None,
+        component_id: Some("app".into()),
+        delivery: Delivery::None,
+        origin: JobOrigin::Campaign,
+        state: JobState::Queued,
+        plan: "{}".into(),
+        locks: vec![],
+        wake_at: None,
+        deadline_at: None,
+    }
 }
